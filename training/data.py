@@ -160,7 +160,7 @@ def windows(
     starts: np.ndarray,
     length: int,
 ) -> Sequences:
-    """Cut ``[max(start, end - length), end)`` out of the flat chronological arrays, right-aligned."""
+    """Cut ``[max(start, end - length), end)`` from the flat chronological arrays, right-aligned."""
     index = ends[:, None] - length + np.arange(length)[None, :]
     present = index >= starts[:, None]
     index = np.where(present, index, 0)
