@@ -1,0 +1,27 @@
+"""LightningCLI for every model: ``python -m training fit --config configs/<model>.yaml``.
+
+The config names a LightningModule and a DataModule by class path; the CLI links the data
+set's sizes into the model so a config never repeats them.
+"""
+
+from __future__ import annotations
+
+from lightning.pytorch.cli import LightningCLI
+
+
+class ContextFlixCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.n_users", "model.init_args.n_users", apply_on="instantiate")
+        parser.link_arguments("data.n_items", "model.init_args.n_items", apply_on="instantiate")
+
+
+def fit_cli(args: list[str] | None = None, run: bool = True) -> ContextFlixCLI:
+    """The LightningCLI with ContextFlix defaults: fixed seed, any module and data module."""
+    return ContextFlixCLI(
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        args=args,
+        run=run,
+        save_config_kwargs={"overwrite": True},
+    )
