@@ -1,0 +1,29 @@
+"""Shared fixtures: an isolated cache, and the real data sets where this machine has them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = os.environ.get("CONTEXTFLIX_DATA_DIR")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Point the user cache at a per-session temp folder so tests never touch the real one."""
+    cache = tmp_path_factory.getbasetemp() / "user-cache"
+    monkeypatch.setattr("platformdirs.user_cache_dir", lambda *args, **kwargs: str(cache))
+
+
+def has_release(name: str, marker_file: str) -> bool:
+    return bool(SHARED_DATA) and (Path(SHARED_DATA) / name / marker_file).exists()
+
+
+requires_ml100k = pytest.mark.skipif(
+    not has_release("ml-100k", "u.data"),
+    reason="ml-100k is not redistributable: set CONTEXTFLIX_DATA_DIR to a folder holding ml-100k/",
+)
