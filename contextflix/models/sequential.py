@@ -1,0 +1,196 @@
+"""SASRec-style next-item Transformer with time-of-day and device context.
+
+A plain ``torch.nn.Module`` (no Lightning), small enough to read in one go:
+
+    input x_t = item_emb[items_t] + pos_emb[t] + tod_emb[time_of_day_t] + dev_emb[device_t]
+    h = LayerNorm(Blocks(dropout(x)))        # pre-LN blocks, causal self-attention
+    logits_t = h_t @ item_emb[1:].T          # tied output over the whole catalogue
+
+Conventions (those of ``training.data.SequenceDataModule``):
+
+- ``items`` hold item_idx + 1, 0 = padding; sequences are right-aligned (padding on the left).
+- The context at position t (``time_of_day[:, t]``, ``device[:, t]``) is the context of the
+  interaction being PREDICTED from position t, i.e. of the next one. At serving time the last
+  position carries the request's context. Index ``UNKNOWN`` (= 4) of either means "unknown".
+- Positions are right-aligned too: the last position always gets position embedding
+  ``max_len - 1``, so a short un-padded history is embedded exactly like a padded window.
+
+Attention never looks ahead nor at padding; a padding position attends to itself only (it
+has nothing else to look at, and its output is never used), which keeps every softmax finite.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+N_TIMES_OF_DAY = 4
+N_DEVICES = 4
+UNKNOWN = 4
+"""Context index meaning "unknown" (no context arm of the hybrid, new visitors)."""
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.dropout = dropout
+        self.resid_drop = nn.Dropout(dropout)
+
+    def forward(
+        self, x: torch.Tensor, allowed: torch.Tensor, last_only: bool = False, weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x [B, L, D], allowed [B, 1, L, L] bool. With last_only, only the last query is used.
+
+        Returns the output [B, Lq, D] and, when ``weights``, the head-mean attention [B, Lq, L].
+        """
+        b, _, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=2)
+        if last_only:
+            q, allowed = q[:, -1:], allowed[:, :, -1:]
+        q, k, v = (t.view(b, -1, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))
+        attention = None
+        if weights:
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(d // self.heads)
+            probs = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
+            attention = probs.mean(dim=1)
+            out = F.dropout(probs, self.dropout, self.training) @ v
+        else:
+            drop = self.dropout if self.training else 0.0
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=drop)
+        out = out.transpose(1, 2).reshape(b, q.shape[2], d)
+        return self.resid_drop(self.proj(out)), attention
+
+
+class Block(nn.Module):
+    """Pre-LN Transformer block: x + attn(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads, dropout)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim), nn.Dropout(dropout)
+        )
+
+    def forward(
+        self, x: torch.Tensor, allowed: torch.Tensor, last_only: bool = False, weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a, attention = self.attn(self.ln1(x), allowed, last_only, weights)
+        x = (x[:, -1:] if last_only else x) + a
+        return x + self.mlp(self.ln2(x)), attention
+
+
+class SequentialRecommender(nn.Module):
+    """Causal Transformer over item histories; logits over the ``n_items`` catalogue items."""
+
+    def __init__(
+        self,
+        n_items: int,
+        dim: int = 64,
+        heads: int = 4,
+        layers: int = 2,
+        max_len: int = 50,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if n_items < 1 or max_len < 1 or layers < 1:
+            raise ValueError("n_items, max_len and layers must be positive")
+        self.config = {
+            "n_items": n_items,
+            "dim": dim,
+            "heads": heads,
+            "layers": layers,
+            "max_len": max_len,
+            "dropout": dropout,
+        }
+        self.n_items, self.max_len = n_items, max_len
+        self.item_emb = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.pos_emb = nn.Embedding(max_len, dim)
+        self.tod_emb = nn.Embedding(N_TIMES_OF_DAY + 1, dim)
+        self.dev_emb = nn.Embedding(N_DEVICES + 1, dim)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(dim)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+
+    def hidden(
+        self,
+        items: torch.Tensor,
+        time_of_day: torch.Tensor,
+        device: torch.Tensor,
+        last_only: bool = False,
+        weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Final hidden states [B, L, D] (or [B, 1, D] with last_only) and last-layer attention."""
+        n = items.shape[1]
+        if n > self.max_len:
+            raise ValueError(f"sequence length {n} exceeds max_len {self.max_len}")
+        positions = torch.arange(self.max_len - n, self.max_len, device=items.device)
+        x = self.item_emb(items) + self.pos_emb(positions) + self.tod_emb(time_of_day)
+        x = self.drop(x + self.dev_emb(device))
+        present = items > 0
+        causal = torch.ones(n, n, dtype=torch.bool, device=items.device).tril()
+        diagonal = torch.eye(n, dtype=torch.bool, device=items.device)
+        allowed = (causal & present[:, None, :]) | diagonal  # [B, L(query), L(key)]
+        allowed = allowed[:, None]  # broadcast over heads
+        attention = None
+        for i, block in enumerate(self.blocks):
+            last = i == len(self.blocks) - 1
+            x, attention = block(x, allowed, last_only and last, weights and last)
+        return self.ln_f(x), attention
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Scores of every catalogue item (item_idx order, no padding column) for [..., D]."""
+        return hidden @ self.item_emb.weight[1:].T
+
+    def forward(
+        self, items: torch.Tensor, time_of_day: torch.Tensor, device: torch.Tensor
+    ) -> torch.Tensor:
+        """Next-item logits at every position: [B, L, n_items]."""
+        return self.logits(self.hidden(items, time_of_day, device)[0])
+
+    def score_last(
+        self,
+        items: torch.Tensor,
+        time_of_day: torch.Tensor,
+        device: torch.Tensor,
+        return_attention: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Scores [B, n_items] for the item after the last position (serving).
+
+        Histories longer than ``max_len`` keep their last ``max_len`` positions. With
+        ``return_attention`` also returns [B, L]: the last layer's attention of the last
+        position over the (kept) positions, averaged over heads; each row sums to 1 and is 0
+        on padding. Position j's weight is on the item ``items[:, j]`` ("because you watched").
+        """
+        items, time_of_day, device = (t[:, -self.max_len :] for t in (items, time_of_day, device))
+        h, attention = self.hidden(items, time_of_day, device, True, return_attention)
+        scores = self.logits(h[:, -1])
+        if return_attention:
+            return scores, attention[:, -1]
+        return scores
+
+
+def unknown_context(items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Time of day and device tensors meaning "unknown" for every position of ``items``."""
+    unknown = torch.full_like(items, UNKNOWN)
+    return unknown, unknown.clone()

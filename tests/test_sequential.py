@@ -1,0 +1,150 @@
+"""SequentialRecommender: learns planted sequential and context structure, serving API, CLI."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from contextflix.models.sequential import UNKNOWN, SequentialRecommender, unknown_context
+
+ROOT = Path(__file__).resolve().parents[1]
+N_ITEMS = 30
+LENGTH = 12
+
+
+def chains(n: int, context_dependent: bool, seed: int = 0):
+    """Windows of item_idx + 1 following a planted rule, with the next item's context.
+
+    Plain: next = current + 1. Context-dependent: next = current + 1 in the morning (0) and
+    current + 2 at night (3); the time of day of each step is random.
+    """
+    g = torch.Generator().manual_seed(seed)
+    tod = torch.where(torch.rand(n, LENGTH + 1, generator=g) < 0.5, 0, 3)
+    if not context_dependent:
+        tod = torch.zeros_like(tod)
+    items = torch.zeros(n, LENGTH + 1, dtype=torch.long)
+    items[:, 0] = torch.randint(0, N_ITEMS, (n,), generator=g)
+    for t in range(1, LENGTH + 1):
+        step = torch.where(tod[:, t] == 3, 2, 1) if context_dependent else 1
+        items[:, t] = (items[:, t - 1] + step) % N_ITEMS
+    device = torch.randint(0, 4, (n, LENGTH + 1), generator=g)
+    # inputs, their (next-interaction) context, targets; item ids shifted by 1 (0 = pad)
+    return items[:, :-1] + 1, tod[:, 1:], device[:, 1:], items[:, 1:]
+
+
+def train(context_dependent: bool, steps: int = 150) -> SequentialRecommender:
+    torch.manual_seed(0)
+    model = SequentialRecommender(N_ITEMS, dim=32, heads=2, layers=1, max_len=LENGTH, dropout=0.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for step in range(steps):
+        items, tod, device, targets = chains(64, context_dependent, seed=step)
+        loss = F.cross_entropy(model(items, tod, device).flatten(0, 1), targets.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def accuracy(model, items, tod, device, targets) -> float:
+    with torch.no_grad():
+        return (model(items, tod, device).argmax(-1) == targets).float().mean().item()
+
+
+def test_learns_a_deterministic_chain():
+    model = train(context_dependent=False, steps=60)
+    items, tod, device, targets = chains(256, context_dependent=False, seed=10_000)
+    assert accuracy(model, items, tod, device, targets) > 0.95
+
+
+def test_context_dependent_chain_needs_the_time_of_day():
+    model = train(context_dependent=True)
+    items, tod, device, targets = chains(256, context_dependent=True, seed=10_000)
+    with_context = accuracy(model, items, tod, device, targets)
+    unknown = accuracy(model, items, *unknown_context(items), targets)
+    swapped = accuracy(model, items, 3 - tod, device, targets)  # morning <-> night
+    assert with_context > 0.95
+    assert unknown < 0.7  # a coin flip between +1 and +2 at best
+    assert swapped < 0.1
+
+
+def small_model() -> SequentialRecommender:
+    torch.manual_seed(1)
+    return SequentialRecommender(50, dim=16, heads=4, layers=2, max_len=8, dropout=0.3).eval()
+
+
+def padded_batch():
+    items = torch.tensor([[0, 0, 0, 5, 9, 2, 7, 1], [3, 4, 5, 6, 7, 8, 9, 10], [0] * 7 + [4]])
+    tod = torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2]] * 3)
+    device = torch.tensor([[4, 3, 2, 1, 0, 1, 2, 3]] * 3)
+    return items, tod, device
+
+
+def test_score_last_equals_forward_last_position():
+    model = small_model()
+    items, tod, device = padded_batch()
+    with torch.no_grad():
+        full = model(items, tod, device)
+        last = model.score_last(items, tod, device)
+        scores, _ = model.score_last(items, tod, device, return_attention=True)
+        unpadded = model.score_last(items[2:, -1:], tod[2:, -1:], device[2:, -1:])
+    assert full.shape == (3, 8, 50)
+    torch.testing.assert_close(last, full[:, -1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(scores, last, rtol=1e-5, atol=1e-5)
+    # right-aligned positions: a short history scores like the same history left-padded
+    torch.testing.assert_close(unpadded, last[2:], rtol=1e-5, atol=1e-5)
+
+
+def test_padding_does_not_change_scores():
+    model = small_model()
+    items, tod, device = padded_batch()
+    changed = tod.clone()
+    changed[0, :3] = 2  # context at padded positions
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(items, tod, device)[0, 3:], model(items, changed, device)[0, 3:]
+        )
+
+
+def test_last_position_attention_sums_to_one_and_ignores_padding():
+    model = small_model()
+    items, tod, device = padded_batch()
+    with torch.no_grad():
+        _, attention = model.score_last(items, tod, device, return_attention=True)
+    assert attention.shape == (3, 8)
+    torch.testing.assert_close(attention.sum(dim=1), torch.ones(3))
+    assert (attention[items == 0] == 0).all()
+    assert (attention[items > 0] > 0).all()
+
+
+def test_unknown_context_index_and_long_history_truncation():
+    model = small_model()
+    items = torch.arange(1, 13)[None]  # 12 > max_len 8: the last 8 are kept
+    tod, device = unknown_context(items)
+    assert (tod == UNKNOWN).all()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.score_last(items, tod, device),
+            model.score_last(items[:, 4:], tod[:, 4:], device[:, 4:]),
+        )
+    with pytest.raises(ValueError, match="max_len"):
+        model(items, tod, device)
+
+
+def test_cli_smoke_fit(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [
+        sys.executable,
+        "-m",
+        "training",
+        "fit",
+        "--config",
+        str(ROOT / "configs" / "sequential.yaml"),
+        "--trainer.fast_dev_run=true",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -1,0 +1,174 @@
+"""Lightning training of :class:`MatrixFactorization` (protocol R for RMSE, protocol S to rank).
+
+Loss per mini-batch of (user, item, rating):
+
+    mean (r - r_hat)^2 + l2 * mean(|p_u|^2 + |q_i|^2) + l2_bias * mean(b_u^2 + b_i^2)
+        + ranking_weight * CE(softmax over every item of scale * r_hat(u, .), i)
+
+The L2 term only touches the rows used in the batch (as in Funk/Koren SGD), so a frequently
+rated item is regularised in proportion to its ratings, not once per step like weight decay on
+the whole table (which crushes rare items and lets popular ones overfit).
+
+The optional ranking term (protocol S, ``ranking_weight > 0``) is a full-catalogue softmax
+cross-entropy of the predicted ratings of the user against every item, the rated item being
+the class. Per user the softmax ignores ``mu + b_u``, so it only shapes ``b_i + p_u . q_i``:
+rated items are pushed above unrated ones, which MSE alone never asks for (MSE only sees rated
+pairs, and ranking by predicted rating favours obscure items with a few 5-star ratings). One
+model then both predicts ratings (val/test RMSE) and ranks (val/test NDCG@10 on protocol S's
+leave-one-out targets, history masked). ``scale`` (the inverse temperature) is learned.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import numpy as np
+import torch
+from scipy import sparse
+from torch.nn import functional as F
+
+from contextflix.evaluation.metrics import target_ranks
+from contextflix.models.collaborative import MatrixFactorization
+
+
+def protocol_s_history(data, part: str) -> sparse.csr_matrix:
+    """Items each user has seen before the protocol-S target of ``part`` ("val" or "test")."""
+    rows = data.s.train if part == "val" else np.concatenate([data.s.train, data.s.valid])
+    frame = data.ratings.iloc[rows]
+    ones = np.ones(len(frame), dtype=bool)
+    return sparse.csr_matrix(
+        (ones, (frame["user_idx"], frame["item_idx"])), shape=(data.n_users, data.n_items)
+    )
+
+
+def history_mask(history: sparse.csr_matrix, users: torch.Tensor, n_items: int) -> torch.Tensor:
+    """[B, n_items] bool: True where the user has seen the item."""
+    block = history[users.cpu().numpy()]
+    rows = np.repeat(np.arange(len(users)), np.diff(block.indptr))
+    mask = torch.zeros(len(users), n_items, dtype=torch.bool)
+    mask[torch.from_numpy(rows), torch.from_numpy(block.indices).long()] = True
+    return mask.to(users.device)
+
+
+class RankingEvaluation:
+    """Shared protocol-S ranking evaluation for the Lightning modules (NDCG/HR@10 of a batch)."""
+
+    def _setup_ranking(self, datamodule) -> None:
+        self._history: dict[str, sparse.csr_matrix] = {}
+        self._candidates: torch.Tensor | None = None
+        self._rank_enabled = getattr(datamodule, "protocol", "S") == "S"
+        if self._rank_enabled:
+            data = datamodule.data
+            self._history = {p: protocol_s_history(data, p) for p in ("val", "test")}
+            self._candidates = torch.as_tensor(data.candidates, dtype=torch.bool)
+
+    def _log_ranking(self, prefix: str, scores: torch.Tensor, batch: dict) -> None:
+        if not getattr(self, "_rank_enabled", False):
+            return
+        exclude = history_mask(self._history[prefix], batch["user"], scores.shape[1])
+        ranks = target_ranks(scores, batch["item"], exclude, self._candidates.to(scores.device))
+        ranks = ranks.double()
+        ndcg = torch.where(ranks <= 10, 1.0 / torch.log2(ranks + 1.0), torch.zeros_like(ranks))
+        hr = (ranks <= 10).double()
+        n = len(ranks)
+        self.log(f"{prefix}_ndcg@10", ndcg.mean(), batch_size=n, prog_bar=True)
+        self.log(f"{prefix}_hr@10", hr.mean(), batch_size=n)
+
+
+class CollaborativeModule(RankingEvaluation, L.LightningModule):
+    def __init__(
+        self,
+        n_users: int = 0,
+        n_items: int = 0,
+        n_factors: int = 64,
+        lr: float = 0.005,
+        l2: float = 0.05,
+        l2_bias: float = 0.005,
+        weight_decay: float = 0.0,
+        ranking_weight: float = 0.0,
+        ranking_scale: float = 2.0,
+        init_std: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = MatrixFactorization(max(n_users, 1), max(n_items, 1), n_factors)
+        self.model.reset_parameters(init_std)
+        self.log_scale = torch.nn.Parameter(torch.tensor(math.log(ranking_scale)))
+        self.rating_range = (1.0, 5.0)
+        self._rank_enabled = False
+        self._reset_rmse()
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if datamodule is None:
+            return
+        if stage == "fit":  # a reloaded checkpoint brings its own global mean
+            self.model.global_mean.fill_(datamodule.global_mean)
+        self.rating_range = datamodule.rating_range
+        self._setup_ranking(datamodule)
+
+    def loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        user, item, rating = batch["user"], batch["item"], batch["rating"]
+        m = self.model
+        p, q = m.user_factors(user), m.item_factors(item)
+        bu, bi = m.user_bias(user).squeeze(-1), m.item_bias(item).squeeze(-1)
+        pred = m.global_mean + bu + bi + (p * q).sum(-1)
+        mse = F.mse_loss(pred, rating)
+        reg = self.hparams.l2 * (p.pow(2).sum(-1) + q.pow(2).sum(-1)).mean()
+        reg = reg + self.hparams.l2_bias * (bu.pow(2) + bi.pow(2)).mean()
+        loss = mse + reg
+        if self.hparams.ranking_weight > 0:
+            logits = m.item_bias.weight.T + p @ m.item_factors.weight.T  # mu + b_u cancel
+            ce = F.cross_entropy(self.log_scale.exp() * logits, item)
+            loss = loss + self.hparams.ranking_weight * ce
+        return loss, mse
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, mse = self.loss(batch)
+        n = len(batch["rating"])
+        self.log("train_loss", loss, batch_size=n)
+        self.log("train_mse", mse, batch_size=n, on_step=False, on_epoch=True)
+        return loss
+
+    def _squared_error(self, batch: dict) -> torch.Tensor:
+        low, high = self.rating_range
+        pred = self.model(batch["user"], batch["item"]).clamp(low, high)
+        return (pred - batch["rating"]).pow(2)
+
+    def _evaluate(self, prefix: str, batch: dict) -> None:
+        squared = self._squared_error(batch).double()
+        self._sse += float(squared.sum())
+        self._n += len(squared)
+        if self._rank_enabled:
+            self._log_ranking(prefix, self.model.score_all(batch["user"]), batch)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate("val", batch)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate("test", batch)
+
+    def _reset_rmse(self) -> None:
+        self._sse, self._n = 0.0, 0
+
+    def _log_rmse(self, prefix: str) -> None:
+        if self._n:
+            self.log(f"{prefix}_rmse", math.sqrt(self._sse / self._n), prog_bar=True)
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_rmse()
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_rmse()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_rmse("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_rmse("test")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )

@@ -1,0 +1,157 @@
+"""Lightning training of :class:`ContentModel` on protocol S's train part.
+
+Objective (leave-one-out within train): every train rating (u, i, r) of a batch is a target;
+the profile is built from u's other train ratings (``W[u] - W[u, i] e_i``), and a full-catalogue
+softmax cross-entropy over ``scale * cos(profile, e) + prior`` asks for i to come first among
+every item u has not rated (u's other train items are masked, exactly as evaluation masks
+history). Validation: NDCG@10 of the protocol-S validation targets with the train profile,
+history masked (``val_ndcg@10``); test: profile from train + validation (``test_ndcg@10``).
+
+Uses ``RatingsDataModule(protocol="S")``; the item features come from the data module's movie
+table in ``setup`` (so the config needs no feature count), and travel in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from contextflix.models.content import ContentModel
+from training.collaborative import RankingEvaluation
+
+
+def weight_matrix(
+    users: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray,
+    n_users: int,
+    n_items: int,
+    offset: float,
+) -> torch.Tensor:
+    """Dense [n_users, n_items] profile weights ``offset + (r - user mean)``; 0 = not rated."""
+    users = np.asarray(users, dtype=np.int64)
+    ratings = np.asarray(ratings, dtype=np.float64)
+    sums = np.bincount(users, weights=ratings, minlength=n_users)
+    counts = np.bincount(users, minlength=n_users)
+    means = sums / np.maximum(counts, 1)
+    w = offset + ratings - means[users]
+    w = np.where(w == 0, 1e-6, w)  # keep "rated" distinguishable from "not rated"
+    matrix = torch.zeros(n_users, n_items)
+    matrix[torch.from_numpy(users), torch.from_numpy(np.asarray(items, dtype=np.int64))] = (
+        torch.from_numpy(w).float()
+    )
+    return matrix
+
+
+class ContentModule(RankingEvaluation, L.LightningModule):
+    def __init__(
+        self,
+        n_users: int = 0,
+        n_items: int = 0,
+        n_tags: int = 200,
+        dim: int = 64,
+        hidden: int = 256,
+        dropout: float = 0.1,
+        use_prior: bool = True,
+        weight_offset: float = 1.0,
+        lr: float = 0.002,
+        weight_decay: float = 1e-5,
+        feature_names: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model: ContentModel | None = None
+        if feature_names:  # reloading a checkpoint: the features come with the weights
+            self.model = ContentModel(
+                n_items, feature_names, dim, hidden, dropout, use_prior, weight_offset
+            )
+        self._weights: dict[str, torch.Tensor] = {}
+        self._rank_enabled = False
+
+    # --- data ---------------------------------------------------------------------------
+
+    def build(self, movies, weights: dict[str, torch.Tensor]) -> None:
+        """Create the model from the movie table and set the per-part profile weights.
+
+        ``weights``: "train" (targets' profiles while training and for validation) and
+        "test" (train + validation, for test targets), dense [n_users, n_items].
+        """
+        hp = self.hparams
+        if self.model is None:
+            self.model = ContentModel.from_movies(
+                movies,
+                n_tags=hp.n_tags,
+                dim=hp.dim,
+                hidden=hp.hidden,
+                dropout=hp.dropout,
+                use_prior=hp.use_prior,
+                weight_offset=hp.weight_offset,
+            )
+            self.hparams.feature_names = self.model.feature_names
+        self._weights = weights
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule
+        if getattr(datamodule, "protocol", "S") != "S":
+            raise ValueError("ContentModule trains on protocol S (data.init_args.protocol: S)")
+        data = datamodule.data
+        r = data.ratings
+
+        def weights(rows: np.ndarray) -> torch.Tensor:
+            part = r.iloc[rows]
+            return weight_matrix(
+                part["user_idx"].to_numpy(),
+                part["item_idx"].to_numpy(),
+                part["rating"].to_numpy(),
+                data.n_users,
+                data.n_items,
+                self.hparams.weight_offset,
+            )
+
+        self.build(
+            data.movies,
+            {
+                "train": weights(data.s.train),
+                "test": weights(np.concatenate([data.s.train, data.s.valid])),
+            },
+        )
+        self._setup_ranking(datamodule)
+
+    # --- steps --------------------------------------------------------------------------
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        user, item = batch["user"], batch["item"]
+        model = self.model
+        w = self._weights["train"].to(user.device)[user]  # [B, I]
+        enc = model.encode_items()
+        own = w[torch.arange(len(item)), item]
+        profile = w @ enc - own[:, None] * enc[item]
+        logits = model.score_profiles(profile, enc)
+        seen = w != 0
+        seen[torch.arange(len(item)), item] = False
+        logits = logits.masked_fill(seen, float("-inf"))
+        return F.cross_entropy(logits, item)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch)
+        self.log("train_loss", loss, batch_size=len(batch["item"]), prog_bar=True)
+        return loss
+
+    def scores(self, user: torch.Tensor, part: str) -> torch.Tensor:
+        """[B, n_items] scores of known users with the profile of ``part`` ("train"/"test")."""
+        w = self._weights[part].to(user.device)[user]
+        enc = self.model.encode_items()
+        return self.model.score_profiles(self.model.profiles(w, enc), enc)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._log_ranking("val", self.scores(batch["user"], "train"), batch)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._log_ranking("test", self.scores(batch["user"], "test"), batch)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )

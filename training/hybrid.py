@@ -1,0 +1,203 @@
+"""Training the context-aware hybrid on protocol S's validation targets.
+
+The base models (frozen, loaded from their checkpoints) never trained on the validation
+targets, so those targets show how far each base model can be trusted in each context. A
+fixed share of the validation users is held out of the hybrid's fit for its early stopping;
+test targets are scored once at the end.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from contextflix.evaluation.metrics import ranking_metrics, target_ranks
+from contextflix.models.hybrid import ContextHybrid, standardise
+from contextflix.models.scoring import (
+    SOURCES,
+    BaseModels,
+    Targets,
+    fit_popularity,
+    protocol_s_targets,
+)
+from training.collaborative import CollaborativeModule
+from training.content import ContentModule
+from training.data import SequenceDataModule, TensorBatches, batches
+from training.sequential import SequentialModule
+
+
+def load_base_models(
+    dataset,
+    collaborative: str | None = None,
+    content: str | None = None,
+    sequential: str | None = None,
+) -> BaseModels:
+    """Plain base models from Lightning checkpoints (any may be None), in eval mode."""
+
+    def load(module_class, path):
+        if not path:
+            return None
+        return module_class.load_from_checkpoint(path, map_location="cpu").model.eval()
+
+    return BaseModels(
+        popularity=fit_popularity(dataset),
+        collaborative=load(CollaborativeModule, collaborative),
+        content=load(ContentModule, content),
+        sequential=load(SequentialModule, sequential),
+    )
+
+
+@torch.inference_mode()
+def standardised_scores(
+    models: BaseModels,
+    targets: Targets,
+    candidates: torch.Tensor,
+    use_context: bool,
+    batch_size: int = 256,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[U, n_sources, n_items] per-request z-scores, and the [U, n_items] exclusion mask."""
+    requests = targets.requests if use_context else targets.requests.without_context()
+    stacked, excluded = [], []
+    for start in range(0, len(requests), batch_size):
+        part = _slice(requests, start, start + batch_size)
+        out = part.seen(len(candidates)) | ~candidates
+        raw = models.scores(part)
+        stacked.append(torch.stack([standardise(raw[name], out) for name in models.available], 1))
+        excluded.append(out)
+    return torch.cat(stacked), torch.cat(excluded)
+
+
+def _slice(requests, start: int, stop: int):
+    return type(requests)(
+        **{name: getattr(requests, name)[start:stop] for name in requests.__dataclass_fields__}
+    )
+
+
+class HybridDataModule(SequenceDataModule):
+    """Validation users split into the hybrid's fit and holdout; test = every user's test target."""
+
+    def __init__(
+        self,
+        dataset: str = "ml-latest-small",
+        data_dir: str | None = None,
+        holdout_fraction: float = 0.2,
+        batch_size: int = 64,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(dataset, data_dir, batch_size=batch_size, seed=seed)
+        if not 0 < holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction must be in (0, 1), not {holdout_fraction}")
+        self.holdout_fraction = holdout_fraction
+
+    def user_rows(self) -> dict[str, torch.Tensor]:
+        order = torch.as_tensor(np.random.default_rng(self.seed).permutation(self.n_users))
+        n_holdout = max(1, int(self.n_users * self.holdout_fraction))
+        return {
+            "train": order[n_holdout:],
+            "val": order[:n_holdout],
+            "test": torch.arange(self.n_users),
+        }
+
+    def _loader(self, part: str, shuffle: bool) -> DataLoader:
+        return batches(
+            TensorBatches(row=self.user_rows()[part]), self.batch_size, shuffle, self.seed
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+class HybridModule(L.LightningModule):
+    def __init__(
+        self,
+        n_users: int = 0,
+        n_items: int = 0,
+        collaborative_checkpoint: str | None = None,
+        content_checkpoint: str | None = None,
+        sequential_checkpoint: str | None = None,
+        use_context: bool = True,
+        hidden: int = 16,
+        lr: float = 0.01,
+        weight_decay: float = 1e-4,
+        rating_weight: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        given = {
+            "collaborative": collaborative_checkpoint,
+            "content": content_checkpoint,
+            "sequential": sequential_checkpoint,
+            "popularity": "counted from the data",
+        }
+        self.model = ContextHybrid([s for s in SOURCES if given[s]], hidden, use_context)
+        self.base: BaseModels | None = None
+        self.parts: dict[str, dict[str, torch.Tensor]] = {}
+
+    def setup(self, stage: str) -> None:
+        if self.base is not None:
+            return
+        data = self.trainer.datamodule.data
+        hp = self.hparams
+        self.base = load_base_models(
+            data, hp.collaborative_checkpoint, hp.content_checkpoint, hp.sequential_checkpoint
+        )
+        candidates = torch.as_tensor(data.candidates)
+        for part in ("val", "test"):
+            targets = protocol_s_targets(data, part)
+            scores, excluded = standardised_scores(self.base, targets, candidates, hp.use_context)
+            self.parts[part] = {
+                "scores": scores,
+                "excluded": excluded,
+                "items": targets.items,
+                "ratings": targets.ratings,
+                "user": targets.requests.user,
+                "time_of_day": targets.requests.target_time_of_day,
+                "device": targets.requests.target_device,
+                "history_length": targets.requests.history_length,
+            }
+
+    def _mix(self, part: str, rows: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        p = {name: t[rows] for name, t in self.parts[part].items()}
+        mixed, _ = self.model(p["scores"], p["time_of_day"], p["device"], p["history_length"])
+        return mixed.masked_fill(p["excluded"], float("-inf")), p
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        mixed, p = self._mix("val", batch["row"])
+        loss = F.cross_entropy(mixed, p["items"])
+        if self.base.collaborative is not None and self.hparams.rating_weight > 0:
+            with torch.no_grad():
+                base = self.base.collaborative(p["user"], p["items"])
+            predicted = self.model.rating(base, p["time_of_day"], p["device"])
+            loss = loss + self.hparams.rating_weight * F.mse_loss(predicted, p["ratings"])
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["row"]))
+        return loss
+
+    def _log_ranking(self, prefix: str, part: str, rows: torch.Tensor) -> None:
+        mixed, p = self._mix(part, rows)
+        ranks = target_ranks(
+            mixed.masked_fill(p["excluded"], 0.0), p["items"], exclude=p["excluded"]
+        )
+        metrics = ranking_metrics(ranks.numpy(), ks=(10,))
+        for name in ("ndcg@10", "hr@10", "mrr@10"):
+            value = float(np.mean(metrics[name]))
+            self.log(f"{prefix}_{name}", value, prog_bar=name == "ndcg@10", batch_size=len(rows))
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._log_ranking("val", "val", batch["row"])
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._log_ranking("test", "test", batch["row"])
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
+            self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )

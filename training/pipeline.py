@@ -1,0 +1,116 @@
+"""``python -m training pipeline``: train the four models in order, evaluate, export a bundle.
+
+Each step is the same LightningCLI run a person would start by hand from the step's YAML
+config (``configs/pipeline.yaml`` lists them per data set), so the pipeline adds no
+training logic of its own: it passes each base model's best checkpoint to the hybrid, scores
+the test sets once, and hands everything to the bundle export.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from contextflix.bundle import Bundle, export_bundle
+from contextflix.data import load_dataset
+from contextflix.evaluation.report import evaluate_bundle, print_table
+from training.cli import fit_cli
+from training.hybrid import HybridModule, load_base_models
+
+BASE_STEPS = ("collaborative", "collaborative_s", "content", "sequential")
+
+
+def _fit(config: str, overrides: list[str]) -> tuple[object, float]:
+    start = time.perf_counter()
+    cli = fit_cli(["fit", "--config", config, *overrides])
+    return cli, time.perf_counter() - start
+
+
+def _best(cli) -> str:
+    path = cli.trainer.checkpoint_callback.best_model_path
+    if not path:
+        raise RuntimeError(f"{type(cli.model).__name__} saved no checkpoint; check its config")
+    return path
+
+
+def pipeline(
+    config: str = "configs/pipeline.yaml",
+    dataset: str | None = None,
+    profile: str = "full",
+    output: str | None = None,
+) -> Path:
+    """Train collaborative (R and S fits), content, sequential and both hybrids; evaluate; export.
+
+    Args:
+        config: the pipeline plan (per data set: one LightningCLI config per step; profiles).
+        dataset: data set to train on (default: the plan's).
+        profile: "quick" (few epochs, for a first run) or "full" (the configs as written).
+        output: bundle folder (default ``artifacts/<dataset>``).
+    """
+    plan = yaml.safe_load(Path(config).read_text())
+    dataset = dataset or plan["dataset"]
+    if dataset not in plan["configs"]:
+        raise ValueError(f"no configs for {dataset!r} in {config}; have {sorted(plan['configs'])}")
+    if profile not in plan["profiles"]:
+        raise ValueError(f"unknown profile {profile!r}; use one of {sorted(plan['profiles'])}")
+    configs, overrides = plan["configs"][dataset], plan["profiles"][profile] or {}
+    data = load_dataset(dataset)
+    timings, checkpoints = {}, {}
+
+    for step in BASE_STEPS:
+        cli, timings[step] = _fit(configs[step], overrides.get(step, []))
+        checkpoints[step] = _best(cli)
+        if step == "collaborative":
+            rating_test = cli.trainer.test(ckpt_path="best", datamodule=cli.datamodule, verbose=False)[0]
+
+    hybrids = {}
+    for name, use_context in (("hybrid", True), ("hybrid_no_context", False)):
+        args = [
+            f"--model.init_args.collaborative_checkpoint={checkpoints['collaborative_s']}",
+            f"--model.init_args.content_checkpoint={checkpoints['content']}",
+            f"--model.init_args.sequential_checkpoint={checkpoints['sequential']}",
+            f"--model.init_args.use_context={str(use_context).lower()}",
+            *overrides.get("hybrid", []),
+        ]
+        if not use_context:
+            args.append(f"--trainer.callbacks.dirpath=runs/{dataset}/hybrid_no_context")
+        cli, timings[name] = _fit(configs["hybrid"], args)
+        hybrids[name] = HybridModule.load_from_checkpoint(_best(cli), map_location="cpu").model.eval()
+
+    base = load_base_models(
+        data, checkpoints["collaborative_s"], checkpoints["content"], checkpoints["sequential"]
+    )
+    bundle = Bundle(
+        config={
+            "name": f"contextflix-{dataset}",
+            "dataset": dataset,
+            "context": {"device_simulation": data.device_simulation.as_dict()},
+            "training": {
+                "profile": profile,
+                "seconds": {k: round(v, 1) for k, v in timings.items()},
+                "configs": {step: configs[step] for step in (*BASE_STEPS, "hybrid")},
+                "torch_threads": torch.get_num_threads(),
+            },
+        },
+        models=base,
+        hybrid=hybrids["hybrid"],
+        hybrid_no_context=hybrids["hybrid_no_context"],
+        catalog=data.movies,
+        interactions=data.ratings.iloc[np.concatenate([data.s.train, data.s.valid])],
+        users=data.users,
+        metrics=None,
+    )
+    target = Path(output or f"artifacts/{dataset}")
+    reports = target.parent / f".{target.name}-reports"
+    shutil.rmtree(reports, ignore_errors=True)
+    bundle.metrics = evaluate_bundle(bundle, data, reports, rating={"collaborative": rating_test})
+    export_bundle(bundle, target, reports_dir=reports)
+    shutil.rmtree(reports, ignore_errors=True)
+    print_table(bundle.metrics)
+    print(f"bundle written to {target}")
+    return target

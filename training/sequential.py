@@ -1,0 +1,141 @@
+"""Lightning wrapper of ``contextflix.models.sequential.SequentialRecommender`` (protocol S).
+
+Training: every valid position of each window (input and target both present) is one
+example; the loss is the full-catalogue softmax cross-entropy, all positions in one forward
+pass. Validation/test: the last position of each user's sequence is scored, the user's
+history is masked, and the target is ranked among all catalogue items (pessimistic ties) with
+``contextflix.evaluation.metrics``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import sparse
+
+from contextflix.evaluation.metrics import ranking_metrics, target_ranks
+from contextflix.models.sequential import UNKNOWN, SequentialRecommender
+
+
+def history_mask(history: sparse.csr_matrix, users: torch.Tensor, n_items: int) -> torch.Tensor:
+    """[len(users), n_items] bool: True where the user has seen the item (one scatter)."""
+    block = history[users.cpu().numpy()]
+    rows = np.repeat(np.arange(len(users)), np.diff(block.indptr))
+    mask = torch.zeros(len(users), n_items, dtype=torch.bool)
+    mask[torch.from_numpy(rows), torch.from_numpy(block.indices).long()] = True
+    return mask.to(users.device)
+
+
+class SequentialModule(L.LightningModule):
+    def __init__(
+        self,
+        n_users: int = 0,
+        n_items: int = 0,
+        dim: int = 64,
+        heads: int = 4,
+        layers: int = 2,
+        max_len: int = 50,
+        dropout: float = 0.2,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        context_dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = SequentialRecommender(n_items, dim, heads, layers, max_len, dropout)
+        self._ranks: list[torch.Tensor] = []
+        self._eval: dict[str, object] = {}
+        self._epoch_start = 0.0
+
+    # ----- training ---------------------------------------------------------------------
+
+    def _drop_context(self, context: torch.Tensor) -> torch.Tensor:
+        """Replace each position's context by "unknown" with probability context_dropout."""
+        p = self.hparams.context_dropout
+        if not self.training or p <= 0:
+            return context
+        return context.masked_fill(torch.rand(context.shape, device=context.device) < p, UNKNOWN)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        items = batch["items"][:, -(self.model.max_len + 1) :]
+        inputs, targets = items[:, :-1], items[:, 1:]
+        tod = self._drop_context(batch["time_of_day"][:, -self.model.max_len :])
+        dev = self._drop_context(batch["device"][:, -self.model.max_len :])
+        valid = (inputs > 0) & (targets > 0)
+        hidden, _ = self.model.hidden(inputs, tod, dev)
+        loss = F.cross_entropy(self.model.logits(hidden[valid]), targets[valid] - 1)
+        self.log("train_loss", loss, prog_bar=True, batch_size=int(valid.sum()))
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self) -> None:
+        seconds = time.perf_counter() - self._epoch_start
+        self.log("epoch_seconds", seconds)
+        print(f"epoch {self.current_epoch}: {seconds:.2f} s", flush=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        decay, no_decay = [], []
+        for name, parameter in self.model.named_parameters():
+            is_matrix = parameter.ndim >= 2 and "emb" not in name
+            (decay if is_matrix else no_decay).append(parameter)
+        groups = [
+            {"params": decay, "weight_decay": self.hparams.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW(groups, lr=self.hparams.lr)
+
+    # ----- evaluation -------------------------------------------------------------------
+
+    def score_batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores [B, n_items] of each row's last target, and the targets (item_idx)."""
+        items = batch["items"]
+        scores = self.model.score_last(
+            items[:, :-1], batch["time_of_day"][:, 1:], batch["device"][:, 1:]
+        )
+        return scores, items[:, -1] - 1
+
+    def _start_eval(self, part: str) -> None:
+        data = self.trainer.datamodule
+        self._eval = {
+            "history": data.history(part),
+            "candidates": torch.as_tensor(data.data.candidates, device=self.device),
+        }
+        self._ranks = []
+
+    def _eval_step(self, batch: dict[str, torch.Tensor]) -> None:
+        scores, targets = self.score_batch(batch)
+        exclude = history_mask(self._eval["history"], batch["user"], self.model.n_items)
+        self._ranks.append(target_ranks(scores, targets, exclude, self._eval["candidates"]).cpu())
+
+    def _end_eval(self, prefix: str) -> dict[str, float]:
+        per_user = ranking_metrics(torch.cat(self._ranks), ks=(5, 10, 20))
+        means = {f"{prefix}_{name}": float(v.mean()) for name, v in per_user.items()}
+        shown = ("hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "ndcg@5")
+        for name in shown:
+            self.log(f"{prefix}_{name}", means[f"{prefix}_{name}"], prog_bar=name == "ndcg@10")
+        self._ranks = []
+        return means
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_eval("val")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._end_eval("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._start_eval("test")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._end_eval("test")
