@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from contextflix.evaluation.metrics import ranking_metrics, target_ranks
 from contextflix.models.hybrid import ContextHybrid, standardise
+from contextflix.models.popularity import UNKNOWN
 from contextflix.models.scoring import (
     SOURCES,
     BaseModels,
@@ -129,6 +130,7 @@ class HybridModule(L.LightningModule):
         lr: float = 0.01,
         weight_decay: float = 1e-4,
         rating_weight: float = 0.1,
+        context_dropout: float = 0.1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -167,6 +169,11 @@ class HybridModule(L.LightningModule):
 
     def _mix(self, part: str, rows: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         p = {name: t[rows] for name, t in self.parts[part].items()}
+        if self.training and self.hparams.context_dropout > 0:
+            # the gate also learns what to do when a visitor's context is unknown
+            for name in ("time_of_day", "device"):
+                drop = torch.rand(len(rows)) < self.hparams.context_dropout
+                p[name] = p[name].masked_fill(drop, UNKNOWN)
         mixed, _ = self.model(p["scores"], p["time_of_day"], p["device"], p["history_length"])
         return mixed.masked_fill(p["excluded"], float("-inf")), p
 
