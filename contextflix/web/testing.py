@@ -1,0 +1,152 @@
+"""A demo bundle for the app's tests and UI work: built in seconds, never served by app.py.
+
+Real ml-latest-small catalogue, users, interactions and context popularity, so titles,
+histories, genres and "popular in the evening" are real; the learned models are small and
+untrained (random weights), so their rankings mean nothing. That is enough to drive every
+screen and endpoint end to end through the real ``Recommender`` without training for minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+
+from contextflix.bundle import Bundle, export_bundle
+from contextflix.data import load_dataset
+from contextflix.models.collaborative import MatrixFactorization
+from contextflix.models.content import ContentModel
+from contextflix.models.hybrid import ContextHybrid
+from contextflix.models.popularity import ContextPopularity
+from contextflix.models.scoring import SOURCES, BaseModels
+from contextflix.models.sequential import SequentialRecommender
+
+DEMO_METRICS = {
+    "dataset": "ml-latest-small",
+    "note": "demo bundle: untrained models, illustrative numbers",
+    "protocols": {
+        "S": {
+            "n_users": 610,
+            "models": {
+                name: {"hr@10": hr, "ndcg@10": hr / 2, "ndcg@10_ci": [hr / 2 - 0.01, hr / 2 + 0.01]}
+                for name, hr in (
+                    ("popularity", 0.05),
+                    ("collaborative", 0.07),
+                    ("content", 0.03),
+                    ("sequential", 0.08),
+                    ("hybrid_no_context", 0.09),
+                    ("hybrid", 0.10),
+                )
+            },
+        },
+        "R": {"n_test": 10084, "models": {"collaborative": {"rmse": 0.87}}},
+    },
+}
+
+
+def _random(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point() and tensor.dim() > 0:
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.1)
+    return model.eval()
+
+
+def build_demo_bundle(path: str | Path, dataset: str = "ml-latest-small") -> Path:
+    """Export the demo bundle to ``path`` (reused when it is already there)."""
+    path = Path(path)
+    if (path / "manifest.json").exists():
+        return path
+    data = load_dataset(dataset)
+    served = data.ratings.iloc[np.concatenate([data.s.train, data.s.valid])]
+    popularity = ContextPopularity.fit(
+        torch.as_tensor(served["item_idx"].to_numpy().copy()),
+        torch.as_tensor(served["time_of_day"].to_numpy().copy()),
+        torch.as_tensor(served["device"].to_numpy().copy()),
+        data.n_items,
+    )
+    global_mean = float(served["rating"].mean())
+    models = BaseModels(
+        popularity=popularity,
+        collaborative=_random(MatrixFactorization(data.n_users, data.n_items, 8, global_mean), 1),
+        content=_random(ContentModel.from_movies(data.movies, n_tags=0, dim=8, hidden=16), 2),
+        sequential=_random(SequentialRecommender(data.n_items, dim=8, heads=2, layers=1), 3),
+    )
+    bundle = Bundle(
+        config={"name": f"contextflix-demo-{dataset}", "dataset": dataset},
+        models=models,
+        hybrid=_random(ContextHybrid(SOURCES, hidden=8), 4),
+        hybrid_no_context=_random(ContextHybrid(SOURCES, hidden=8, use_context=False), 5),
+        # float years (NaN when unknown): the service of this writing cannot read pd.NA years
+        catalog=data.movies.assign(year=data.movies["year"].astype("float64")),
+        interactions=served,
+        users=data.users,
+        metrics=DEMO_METRICS,
+    )
+    return export_bundle(bundle, path)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_app(bundle: Path, app_dir: Path, timeout: float = 120) -> Iterator[str]:
+    """``python app.py`` in a subprocess on a free port; yields its base URL, stops it after.
+
+    Every visitor lands in arm B (context on), so the page's context controls have an effect.
+    """
+    port = free_port()
+    env = {
+        **os.environ,
+        "CONTEXTFLIX_BUNDLE": str(bundle),
+        "CONTEXTFLIX_APP_DIR": str(app_dir),
+        "CONTEXTFLIX_AB_SPLIT": "1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    root = Path(__file__).resolve().parents[2]
+    app_dir.mkdir(parents=True, exist_ok=True)
+    log_file = (app_dir / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, str(root / "app.py")],
+        cwd=root,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"app.py exited: {(app_dir / 'server.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"app.py did not start in {timeout} s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log_file.close()
