@@ -36,6 +36,15 @@ def chains(n: int, context_dependent: bool, seed: int = 0):
     return items[:, :-1] + 1, tod[:, 1:], device[:, 1:], items[:, 1:]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The models here are tiny: one thread avoids thread spin-waits on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def train(context_dependent: bool, steps: int = 150) -> SequentialRecommender:
     torch.manual_seed(0)
     model = SequentialRecommender(N_ITEMS, dim=32, heads=2, layers=1, max_len=LENGTH, dropout=0.0)
@@ -135,7 +144,7 @@ def test_unknown_context_index_and_long_history_truncation():
 
 
 def test_cli_smoke_fit(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     command = [
         sys.executable,
         "-m",
