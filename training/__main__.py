@@ -23,10 +23,14 @@ def step_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", help="data set (default: the plan's)")
     run.add_argument("--profile", choices=("quick", "full"), default="full")
     run.add_argument("--output", help="bundle folder (default artifacts/<dataset>)")
-    evaluate = commands.add_parser("evaluate", help="metrics, A/B test and context impact of a bundle")
+    evaluate = commands.add_parser(
+        "evaluate", help="metrics, A/B test and context impact of a bundle"
+    )
     evaluate.add_argument("--bundle", required=True)
     evaluate.add_argument("--output", default="reports")
-    evaluate.add_argument("--update-bundle", action="store_true", help="also rewrite the bundle's metrics")
+    evaluate.add_argument(
+        "--update-bundle", action="store_true", help="also rewrite the bundle's metrics"
+    )
     push = commands.add_parser("push", help="push a bundle to the Hugging Face Hub")
     push.add_argument("--bundle", required=True)
     push.add_argument("--repo-id", required=True, help="OWNER/NAME")

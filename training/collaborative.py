@@ -28,7 +28,7 @@ import torch
 from scipy import sparse
 from torch.nn import functional as F
 
-from contextflix.evaluation.metrics import target_ranks
+from contextflix.evaluation.metrics import history_mask, target_ranks
 from contextflix.models.collaborative import MatrixFactorization
 
 
@@ -40,15 +40,6 @@ def protocol_s_history(data, part: str) -> sparse.csr_matrix:
     return sparse.csr_matrix(
         (ones, (frame["user_idx"], frame["item_idx"])), shape=(data.n_users, data.n_items)
     )
-
-
-def history_mask(history: sparse.csr_matrix, users: torch.Tensor, n_items: int) -> torch.Tensor:
-    """[B, n_items] bool: True where the user has seen the item."""
-    block = history[users.cpu().numpy()]
-    rows = np.repeat(np.arange(len(users)), np.diff(block.indptr))
-    mask = torch.zeros(len(users), n_items, dtype=torch.bool)
-    mask[torch.from_numpy(rows), torch.from_numpy(block.indices).long()] = True
-    return mask.to(users.device)
 
 
 class RankingEvaluation:
@@ -66,7 +57,9 @@ class RankingEvaluation:
     def _log_ranking(self, prefix: str, scores: torch.Tensor, batch: dict) -> None:
         if not getattr(self, "_rank_enabled", False):
             return
-        exclude = history_mask(self._history[prefix], batch["user"], scores.shape[1])
+        exclude = history_mask(
+            self._history[prefix], batch["user"].cpu().numpy(), scores.shape[1], scores.device
+        )
         ranks = target_ranks(scores, batch["item"], exclude, self._candidates.to(scores.device))
         ranks = ranks.double()
         ndcg = torch.where(ranks <= 10, 1.0 / torch.log2(ranks + 1.0), torch.zeros_like(ranks))

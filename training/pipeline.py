@@ -66,7 +66,9 @@ def pipeline(
         cli, timings[step] = _fit(configs[step], overrides.get(step, []))
         checkpoints[step] = _best(cli)
         if step == "collaborative":
-            rating_test = cli.trainer.test(ckpt_path="best", datamodule=cli.datamodule, verbose=False)[0]
+            rating_test = cli.trainer.test(
+                ckpt_path="best", datamodule=cli.datamodule, verbose=False
+            )[0]
 
     hybrids = {}
     for name, use_context in (("hybrid", True), ("hybrid_no_context", False)):
@@ -80,7 +82,9 @@ def pipeline(
         if not use_context:
             args.append(f"--trainer.callbacks.dirpath=runs/{dataset}/hybrid_no_context")
         cli, timings[name] = _fit(configs["hybrid"], args)
-        hybrids[name] = HybridModule.load_from_checkpoint(_best(cli), map_location="cpu").model.eval()
+        hybrids[name] = HybridModule.load_from_checkpoint(
+            _best(cli), map_location="cpu"
+        ).model.eval()
 
     base = load_base_models(
         data, checkpoints["collaborative_s"], checkpoints["content"], checkpoints["sequential"]

@@ -12,22 +12,11 @@ from __future__ import annotations
 import time
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import sparse
 
-from contextflix.evaluation.metrics import ranking_metrics, target_ranks
+from contextflix.evaluation.metrics import history_mask, ranking_metrics, target_ranks
 from contextflix.models.sequential import UNKNOWN, SequentialRecommender
-
-
-def history_mask(history: sparse.csr_matrix, users: torch.Tensor, n_items: int) -> torch.Tensor:
-    """[len(users), n_items] bool: True where the user has seen the item (one scatter)."""
-    block = history[users.cpu().numpy()]
-    rows = np.repeat(np.arange(len(users)), np.diff(block.indptr))
-    mask = torch.zeros(len(users), n_items, dtype=torch.bool)
-    mask[torch.from_numpy(rows), torch.from_numpy(block.indices).long()] = True
-    return mask.to(users.device)
 
 
 class SequentialModule(L.LightningModule):
@@ -110,7 +99,12 @@ class SequentialModule(L.LightningModule):
 
     def _eval_step(self, batch: dict[str, torch.Tensor]) -> None:
         scores, targets = self.score_batch(batch)
-        exclude = history_mask(self._eval["history"], batch["user"], self.model.n_items)
+        exclude = history_mask(
+            self._eval["history"],
+            batch["user"].cpu().numpy(),
+            self.model.n_items,
+            batch["user"].device,
+        )
         self._ranks.append(target_ranks(scores, targets, exclude, self._eval["candidates"]).cpu())
 
     def _end_eval(self, prefix: str) -> dict[str, float]:

@@ -26,6 +26,7 @@ import zipcodes
 
 TIMES_OF_DAY = ("morning", "afternoon", "evening", "night")
 DEVICES = ("mobile", "tablet", "desktop", "tv")
+UNKNOWN = 4  # the index models use for a context value that is not given (either dimension)
 DEFAULT_TIMEZONE = "America/Chicago"
 SESSION_GAP_SECONDS = 30 * 60
 

@@ -209,7 +209,7 @@ def _as_csr(history: History, n_rows: int) -> sparse.csr_matrix:
     return sparse.csr_matrix((ones, (rows, cols)), shape=(n_rows, n_cols))
 
 
-def _history_mask(
+def history_mask(
     history: sparse.csr_matrix, user_rows: np.ndarray, n_items: int, device: torch.device
 ) -> torch.Tensor:
     """[len(user_rows), n_items] bool mask of the history rows of a batch, built in one scatter."""
@@ -282,7 +282,7 @@ def evaluate_ranking(
             expected = (len(positions), n_items)
             if scores.shape != expected:
                 raise ValueError(f"score_fn gave shape {tuple(scores.shape)}, expected {expected}")
-            exclude = _history_mask(matrix, user_rows[positions.numpy()], n_items, scores.device)
+            exclude = history_mask(matrix, user_rows[positions.numpy()], n_items, scores.device)
             try:
                 batch_ranks, batch_top = _evaluate_batch(
                     scores, targets[positions], exclude, candidates

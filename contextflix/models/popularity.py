@@ -11,9 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-N_TIMES_OF_DAY = 4
-N_DEVICES = 4
-UNKNOWN = 4  # context index meaning "not given", for both time of day and device
+from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
+
+N_TIMES_OF_DAY = len(TIMES_OF_DAY)
+N_DEVICES = len(DEVICES)
 
 
 class ContextPopularity(nn.Module):

@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-N_TIMES_OF_DAY = 4
-N_DEVICES = 4
-UNKNOWN = 4
-"""Context index meaning "unknown" (no context arm of the hybrid, new visitors)."""
+from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
+
+N_TIMES_OF_DAY = len(TIMES_OF_DAY)
+N_DEVICES = len(DEVICES)
 
 
 class SelfAttention(nn.Module):
