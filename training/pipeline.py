@@ -18,6 +18,7 @@ import yaml
 
 from contextflix.bundle import Bundle, export_bundle
 from contextflix.data import load_dataset
+from contextflix.evaluation.context_impact import context_impact
 from contextflix.evaluation.report import evaluate_bundle, print_table
 from training.cli import fit_cli
 from training.hybrid import HybridModule, load_base_models
@@ -113,6 +114,7 @@ def pipeline(
     reports = target.parent / f".{target.name}-reports"
     shutil.rmtree(reports, ignore_errors=True)
     bundle.metrics = evaluate_bundle(bundle, data, reports, rating={"collaborative": rating_test})
+    context_impact(data, reports)
     export_bundle(bundle, target, reports_dir=reports)
     shutil.rmtree(reports, ignore_errors=True)
     print_table(bundle.metrics)
