@@ -94,8 +94,8 @@ class Requests:
             ratings=grid(frame["rating"].to_numpy(), torch.float32),
             time_of_day=grid(frame["time_of_day"].to_numpy(), torch.long),
             device=grid(frame["device"].to_numpy(), torch.long),
-            target_time_of_day=torch.as_tensor(target_time_of_day, dtype=torch.long),
-            target_device=torch.as_tensor(target_device, dtype=torch.long),
+            target_time_of_day=torch.tensor(target_time_of_day, dtype=torch.long),
+            target_device=torch.tensor(target_device, dtype=torch.long),
         )
 
 
@@ -201,8 +201,8 @@ def fit_popularity(dataset) -> ContextPopularity:
     """Context popularity of protocol S's train interactions."""
     train = dataset.ratings.iloc[dataset.s.train]
     return ContextPopularity.fit(
-        torch.as_tensor(train["item_idx"].to_numpy()),
-        torch.as_tensor(train["time_of_day"].to_numpy()),
-        torch.as_tensor(train["device"].to_numpy()),
+        torch.tensor(train["item_idx"].to_numpy()),
+        torch.tensor(train["time_of_day"].to_numpy()),
+        torch.tensor(train["device"].to_numpy()),
         dataset.n_items,
     )
