@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,14 @@ requires_ml100k = pytest.mark.skipif(
     not has_release("ml-100k", "u.data"),
     reason="ml-100k is not redistributable: set CONTEXTFLIX_DATA_DIR to a folder holding ml-100k/",
 )
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python app.py`` on a free port with a demo bundle, shared by the API and browser tests."""
+    from contextflix.web.testing import build_demo_bundle, running_app
+
+    root = tmp_path_factory.mktemp("app")
+    bundle = build_demo_bundle(root / "bundle")
+    with running_app(bundle, root / "app") as url:
+        yield url

@@ -14,7 +14,6 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
 
 from contextflix.web.context import device_from_user_agent, time_of_day_from_hour  # noqa: E402
-from contextflix.web.testing import build_demo_bundle, running_app  # noqa: E402
 
 ROUTES = (
     "health",
@@ -28,14 +27,6 @@ ROUTES = (
     "ab_test_results",
 )
 ITEM_KEYS = {"rank", "item_id", "title", "year", "genres", "score", "explanation", "reasons"}
-
-
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("app")
-    bundle = build_demo_bundle(root / "bundle")
-    with running_app(bundle, root / "app") as url:
-        yield url
 
 
 @pytest.fixture(scope="session")

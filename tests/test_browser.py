@@ -20,7 +20,6 @@ CHROMIUM = "/usr/bin/chromium"
 if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
     pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
-from contextflix.web.testing import build_demo_bundle, running_app  # noqa: E402
 
 SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
 ARGS = [
@@ -35,14 +34,6 @@ IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
 )
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("browser-app")
-    bundle = build_demo_bundle(root / "bundle")
-    with running_app(bundle, root / "app") as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

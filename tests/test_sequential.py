@@ -1,8 +1,5 @@
 """SequentialRecommender: learns planted sequential and context structure, serving API, CLI."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -141,19 +138,3 @@ def test_unknown_context_index_and_long_history_truncation():
         )
     with pytest.raises(ValueError, match="max_len"):
         model(items, tod, device)
-
-
-def test_cli_smoke_fit(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "training",
-        "fit",
-        "--config",
-        str(ROOT / "configs" / "sequential.yaml"),
-        "--trainer.fast_dev_run=true",
-        f"--trainer.default_root_dir={tmp_path}",
-    ]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]

@@ -68,6 +68,19 @@ class UiConfig:
 # --- small pure helpers ------------------------------------------------------------------
 
 
+def poster_row(label: str, **kwargs) -> gr.Gallery:
+    """A horizontally scrolling row of posters (styled by .cf-row in style.css)."""
+    return gr.Gallery(
+        label=label,
+        elem_classes="cf-row",
+        columns=12,
+        allow_preview=False,
+        height="auto",
+        object_fit="cover",
+        **kwargs,
+    )
+
+
 def context_title(time_of_day: str | None, device: str | None) -> str:
     """ "evening on TV"; what the context-aware rows say they are tuned to."""
     parts = [time_of_day or "", DEVICE_WORDS.get(device or "", "")]
@@ -304,26 +317,9 @@ def build_ui(api: Api, cfg: UiConfig) -> gr.Blocks:
                                     "👎 Not for me", size="sm", elem_id="cf-dismiss"
                                 )
                                 close_btn = gr.Button("✕ Close", size="sm", elem_id="cf-close")
-                    similar_gallery = gr.Gallery(
-                        label="More like this",
-                        elem_classes="cf-row",
-                        columns=12,
-                        allow_preview=False,
-                        height="auto",
-                        object_fit="cover",
-                    )
+                    similar_gallery = poster_row("More like this")
                 row_galleries = [
-                    gr.Gallery(
-                        label="",
-                        elem_classes="cf-row",
-                        elem_id=f"cf-row-{n}",
-                        columns=12,
-                        allow_preview=False,
-                        height="auto",
-                        object_fit="cover",
-                        visible=n == 0,
-                    )
-                    for n in range(N_ROWS)
+                    poster_row("", elem_id=f"cf-row-{n}", visible=n == 0) for n in range(N_ROWS)
                 ]
 
             with gr.Tab("New here?", id="new"):
@@ -352,25 +348,9 @@ def build_ui(api: Api, cfg: UiConfig) -> gr.Blocks:
                         scale=2,
                         min_width=220,
                     )
-                results = gr.Gallery(
-                    label="Click to pick",
-                    elem_classes="cf-row",
-                    elem_id="cf-results",
-                    columns=12,
-                    allow_preview=False,
-                    height="auto",
-                    object_fit="cover",
-                )
+                results = poster_row("Click to pick", elem_id="cf-results")
                 results_state = gr.State([])
-                picks_gallery = gr.Gallery(
-                    label="Your picks (click to remove)",
-                    elem_classes="cf-row",
-                    elem_id="cf-picks",
-                    columns=12,
-                    allow_preview=False,
-                    height="auto",
-                    object_fit="cover",
-                )
+                picks_gallery = poster_row("Your picks (click to remove)", elem_id="cf-picks")
                 with gr.Row():
                     go_btn = gr.Button("Get my recommendations", variant="primary", elem_id="cf-go")
                     clear_btn = gr.Button("Start over")
@@ -385,17 +365,7 @@ def build_ui(api: Api, cfg: UiConfig) -> gr.Blocks:
             with gr.Tab("Compare models", id="compare"):
                 gr.Markdown("The same profile and context, ranked by each model on its own.")
                 compare_btn = gr.Button("Compare", variant="primary", elem_id="cf-compare")
-                compare_galleries = [
-                    gr.Gallery(
-                        label=m,
-                        elem_classes="cf-row",
-                        columns=12,
-                        allow_preview=False,
-                        height="auto",
-                        object_fit="cover",
-                    )
-                    for m in COMPARE_MODELS
-                ]
+                compare_galleries = [poster_row(m) for m in COMPARE_MODELS]
 
             with gr.Tab("Evaluation", id="evaluation"):
                 eval_md = gr.Markdown()
@@ -415,17 +385,7 @@ def build_ui(api: Api, cfg: UiConfig) -> gr.Blocks:
                     "How the same profile's top picks change with the time of day (hybrid with context)."
                 )
                 ctx_btn = gr.Button("Show", size="sm")
-                ctx_galleries = [
-                    gr.Gallery(
-                        label=t,
-                        elem_classes="cf-row",
-                        columns=12,
-                        allow_preview=False,
-                        height="auto",
-                        object_fit="cover",
-                    )
-                    for t in TIMES_OF_DAY
-                ]
+                ctx_galleries = [poster_row(t) for t in TIMES_OF_DAY]
                 ctx_plots = gr.Gallery(label="Context impact (offline)", columns=2, height="auto")
 
             with gr.Tab("API", id="api"):
