@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from contextflix.web.api import Api, install_error_handlers, rest_router
 from contextflix.web.events import EventLog
+from contextflix.web.identity import VisitorCookieMiddleware, VisitorIds
 from contextflix.web.posters import PosterCache
 from contextflix.web.ui import UiConfig, build_ui
 
@@ -165,6 +166,7 @@ def create_app(service: Any, settings: Settings, bundle_dir: Path | None = None)
     )
     api = Api(service, events)
     posters = PosterCache(settings.app_dir / "posters")
+    visitors = VisitorIds.from_folder(settings.app_dir)
     ui_config = UiConfig(
         posters=posters,
         events=events,
@@ -172,6 +174,7 @@ def create_app(service: Any, settings: Settings, bundle_dir: Path | None = None)
         ab_split=settings.ab_split,
         ab_salt=settings.ab_salt,
         n_profiles=settings.profiles,
+        visitors=visitors,
     )
     demo = build_ui(api, ui_config)
     demo.queue(default_concurrency_limit=8)
@@ -184,6 +187,7 @@ def create_app(service: Any, settings: Settings, bundle_dir: Path | None = None)
         openapi_url="/api/openapi.json",
     )
     install_error_handlers(app)
+    app.add_middleware(VisitorCookieMiddleware, ids=visitors)
     app.include_router(rest_router(api))
     allowed = [str(posters.folder.resolve())]
     if bundle_dir is not None:

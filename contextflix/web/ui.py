@@ -29,6 +29,7 @@ from contextflix.web.context import (
     device_from_user_agent,
 )
 from contextflix.web.events import EventLog
+from contextflix.web.identity import VisitorIds
 from contextflix.web.posters import PosterCache, clean_title
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class UiConfig:
     ab_split: float = 0.5
     ab_salt: str = "contextflix-ab-v1"
     n_profiles: int = 100
+    visitors: VisitorIds | None = None
 
 
 # --- small pure helpers ------------------------------------------------------------------
@@ -408,8 +410,11 @@ def build_ui(api: Api, cfg: UiConfig) -> gr.Blocks:
             request: gr.Request,
         ):
             agent = request.headers.get("user-agent", "") if request else ""
-            visitor = (request.session_hash if request else None) or "anonymous"
-            sess = {"visitor_id": visitor, "arm": assign_arm(visitor, cfg.ab_split, cfg.ab_salt)}
+            # The server-issued cookie, never the client-chosen session hash; anonymous
+            # requests are served (as arm B) but log nothing.
+            visitor = cfg.visitors.visitor(request) if cfg.visitors and request else None
+            arm = assign_arm(visitor, cfg.ab_split, cfg.ab_salt) if visitor else "B"
+            sess = {"visitor_id": visitor, "arm": arm}
             dev = device_from_user_agent(agent)
             tod_value = tod_value if tod_value in TIMES_OF_DAY else "evening"
             home = render_home(profile_value, picks_value, sess, tod_value, dev, hidden_value)
