@@ -3,27 +3,40 @@
     python app.py    # http://localhost:7860 (GRADIO_SERVER_PORT); REST docs at /api/docs
 
 Bundle order: CONTEXTFLIX_BUNDLE (folder or Hub repo id[@revision]) -> configs/app.yaml's Hub
-repo -> artifacts/<dataset>/ -> train the quick profile on the embedded data set (cached).
+repo -> artifacts/<dataset>/. Without one (a fresh clone), the page answers at once with the
+most popular movies while ``python -m training pipeline`` trains the bundle in a child process
+(the profile configs/app.yaml names); the trained models are swapped in without a restart.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 
 import uvicorn
 
 from contextflix.service import Recommender
-from contextflix.web.server import Settings, create_app, resolve_bundle
+from contextflix.web.server import Settings, create_app, first_start, resolve_bundle
+from contextflix.web.startup import popularity_bundle
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "gradio", "huggingface_hub", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
     settings = Settings.load()
     bundle = resolve_bundle(settings)
-    service = Recommender.from_bundle(bundle)
-    app = create_app(service, settings, bundle_dir=bundle)
+    training = None
+    if bundle is None:
+        service = Recommender(popularity_bundle(settings.dataset))
+        training = first_start(settings)
+    else:
+        service = Recommender.from_bundle(bundle)
+    app = create_app(service, settings, bundle_dir=bundle, training=training)
+    if training is not None:
+        training.start()
     logging.getLogger("contextflix.app").info(
         "serving on http://%s:%d (REST docs: /api/docs)", settings.host, settings.port
     )

@@ -100,7 +100,7 @@ def main() -> None:
     if args.url:
         server = nullcontext(args.url)
     else:
-        from contextflix.web.testing import build_demo_bundle, running_app
+        from tests.support import build_demo_bundle, running_app
 
         root = Path(tempfile.mkdtemp(prefix="contextflix-bench-"))
         server = running_app(build_demo_bundle(root / "bundle"), root / "app")

@@ -33,7 +33,7 @@ requires_ml100k = pytest.mark.skipif(
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python app.py`` on a free port with a demo bundle, shared by the API and browser tests."""
-    from contextflix.web.testing import build_demo_bundle, running_app
+    from tests.support import build_demo_bundle, running_app
 
     root = tmp_path_factory.mktemp("app")
     bundle = build_demo_bundle(root / "bundle")

@@ -62,8 +62,13 @@ def pipeline(
     configs, overrides = plan["configs"][dataset], plan["profiles"][profile] or {}
     data = load_dataset(dataset)
     timings, checkpoints = {}, {}
+    stages = (*BASE_STEPS, "hybrid", "hybrid_no_context", "evaluate and export")
+
+    def stage(name: str) -> None:  # the one progress line per stage the app's first start reads
+        print(f"stage {stages.index(name) + 1}/{len(stages)}: {name}", flush=True)
 
     for step in BASE_STEPS:
+        stage(step)
         cli, timings[step] = _fit(configs[step], overrides.get(step, []))
         checkpoints[step] = _best(cli)
         if step == "collaborative":
@@ -80,6 +85,7 @@ def pipeline(
             f"--model.init_args.use_context={str(use_context).lower()}",
             *overrides.get("hybrid", []),
         ]
+        stage(name)
         if not use_context:
             args.append(f"--trainer.callbacks.dirpath=runs/{dataset}/hybrid_no_context")
         cli, timings[name] = _fit(configs["hybrid"], args)
@@ -87,6 +93,7 @@ def pipeline(
             _best(cli), map_location="cpu"
         ).model.eval()
 
+    stage("evaluate and export")
     base = load_base_models(
         data, checkpoints["collaborative_s"], checkpoints["content"], checkpoints["sequential"]
     )

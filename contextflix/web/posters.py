@@ -1,7 +1,8 @@
-"""Generated movie posters: MovieLens ships no artwork and fetching real posters needs a network
-and a licence, so every movie gets a deterministic poster drawn from its title, year and genres.
+"""Movie posters: real ones from TMDB when a key is set (``contextflix.web.tmdb``), otherwise and on
+any failure a deterministic poster drawn from the title, year and genres (MovieLens ships no
+artwork, and a page must never show a broken image).
 
-Posters are cached on disk (one PNG per movie id and size), so each is drawn once per machine.
+Generated posters are cached on disk (one PNG per movie id and size), drawn once per machine.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ import uuid
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageFont
+
+if TYPE_CHECKING:
+    from contextflix.web.tmdb import TmdbPosters
 
 SIZE = (240, 360)  # 2:3, the usual poster ratio
 
@@ -143,11 +148,12 @@ def draw_poster(
 
 
 class PosterCache:
-    """Posters on disk, drawn on first use: ``path(item)`` is what Gradio galleries show."""
+    """Posters on disk: TMDB's when cached, else drawn on first use; what the page shows."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, tmdb: TmdbPosters | None = None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.tmdb = tmdb
 
     def path(
         self, item_id: int, title: str, year: int | None, genres: Sequence[str], large: bool = False
@@ -161,7 +167,11 @@ class PosterCache:
         return target
 
     def for_item(self, item: dict, large: bool = False) -> Path:
-        """Poster of a JSON item of the API (item_id, title, year, genres)."""
+        """Poster of a JSON item of the API (item_id, title, year, genres): the real one when
+        TMDB's is on disk (else it is fetched in the background for next time)."""
+        real = self.tmdb.poster(item) if self.tmdb is not None else None
+        if real is not None:
+            return real
         return self.path(
             item["item_id"],
             item.get("title", ""),

@@ -1,5 +1,8 @@
 """Wiring for ``app.py``: settings, where the bundle comes from, and the one ASGI app that serves
-the page, the Gradio API and the REST API on the same port."""
+the page, the Gradio API and the REST API on the same port.
+
+Serving never imports training: without a bundle, ``app.py`` serves popularity at once and the
+first start trains in a child process (``contextflix.web.startup``)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from contextflix.web.api import Api, install_error_handlers, rest_router
 from contextflix.web.events import EventLog
 from contextflix.web.identity import VisitorCookieMiddleware, VisitorIds
 from contextflix.web.posters import PosterCache
+from contextflix.web.startup import Serving, Training, pipeline_command
+from contextflix.web.tmdb import API_URL, ATTRIBUTION, IMAGE_URL, TmdbPosters
 from contextflix.web.ui import UiConfig, build_ui
 
 log = logging.getLogger("contextflix.app")
@@ -83,6 +88,15 @@ class Settings:
     ab_salt: str
     events_hub_dataset: str | None
     events_every: float
+    first_start_profile: str = "quick"
+    tmdb_key: str | None = None  # TMDB_API_KEY (a Space secret): real posters
+    tmdb_api_url: str = API_URL
+    tmdb_image_url: str = IMAGE_URL
+    tmdb_timeout: float = 4.0
+
+    @property
+    def local_bundle(self) -> Path:
+        return self.artifacts / self.dataset
 
     @classmethod
     def load(cls, path: str | Path = "configs/app.yaml") -> Settings:
@@ -92,6 +106,7 @@ class Settings:
             raw = yaml.safe_load(Path(path).read_text()) or {}
         bundle, server = raw.get("bundle") or {}, raw.get("server") or {}
         ab, events = raw.get("ab") or {}, raw.get("events") or {}
+        first_start, tmdb = raw.get("first_start") or {}, raw.get("tmdb") or {}
         env = os.environ.get
         return cls(
             bundle_spec=env("CONTEXTFLIX_BUNDLE") or None,
@@ -107,6 +122,11 @@ class Settings:
             ab_salt=str(ab.get("salt", "contextflix-ab-v1")),
             events_hub_dataset=events.get("hub_dataset"),
             events_every=float(events.get("every_minutes", 10)),
+            first_start_profile=str(first_start.get("profile", "quick")),
+            tmdb_key=env("TMDB_API_KEY") or None,
+            tmdb_api_url=env("TMDB_API_URL") or tmdb.get("api_url", API_URL),
+            tmdb_image_url=env("TMDB_IMAGE_URL") or tmdb.get("image_url", IMAGE_URL),
+            tmdb_timeout=float(tmdb.get("timeout_s", 4.0)),
         )
 
 
@@ -122,9 +142,9 @@ def _from_hub(spec: str) -> Path | None:
         return None
 
 
-def resolve_bundle(settings: Settings) -> Path:
-    """CONTEXTFLIX_BUNDLE (folder or Hub id) -> configs' Hub repo -> artifacts/<dataset>/ ->
-    train the quick profile on the embedded data set and cache it in artifacts/."""
+def resolve_bundle(settings: Settings) -> Path | None:
+    """CONTEXTFLIX_BUNDLE (folder or Hub id) -> configs' Hub repo -> artifacts/<dataset>/;
+    None when there is none yet (the app then trains one: ``first_start``)."""
     spec = settings.bundle_spec
     if spec:
         if Path(spec).is_dir():
@@ -139,42 +159,93 @@ def resolve_bundle(settings: Settings) -> Path:
         if found:
             log.info("bundle: %s from the Hub (configs/app.yaml)", settings.hub_repo)
             return found
-    local = settings.artifacts / settings.dataset
-    if (local / "config.json").exists():
+    local = settings.local_bundle
+    if (local / "manifest.json").exists():
         log.info("bundle: %s (local artifacts)", local)
         return local
-    log.warning(
-        "no bundle found: training the quick profile on %s now (a few minutes, once; cached in %s)",
+    return None
+
+
+def first_start(settings: Settings) -> Training:
+    """The training a first start runs (not started): the pipeline command a user would type,
+    with the profile configs/app.yaml names, writing artifacts/<dataset>/."""
+    command = pipeline_command(
+        settings.pipeline_config,
         settings.dataset,
-        local,
+        settings.first_start_profile,
+        settings.local_bundle,
     )
-    from training.pipeline import pipeline
-
-    return Path(
-        pipeline(
-            settings.pipeline_config, dataset=settings.dataset, profile="quick", output=str(local)
-        )
+    log.warning(
+        "no bundle yet: serving popularity now and training the %s profile on %s in the "
+        "background (once; cached in %s)",
+        settings.first_start_profile,
+        settings.dataset,
+        settings.local_bundle,
+    )
+    return Training(
+        command, settings.local_bundle, settings.app_dir / "training.log", on_ready=lambda _: None
     )
 
 
-def create_app(service: Any, settings: Settings, bundle_dir: Path | None = None) -> FastAPI:
-    """One FastAPI app: REST routes under /api/ and the Gradio page + API mounted at /."""
+def _tmdb(settings: Settings, service: Any) -> TmdbPosters | None:
+    """Real posters when TMDB_API_KEY is set; tmdb ids from the catalogue (links.csv)."""
+    if not settings.tmdb_key:
+        return None
+    catalog = getattr(getattr(service, "bundle", None), "catalog", None)
+    ids = {}
+    if catalog is not None and "tmdb_id" in catalog.columns:
+        known = catalog.dropna(subset=["tmdb_id"])
+        ids = dict(zip(known["item_id"].astype(int), known["tmdb_id"].astype(int), strict=True))
+    return TmdbPosters(
+        settings.tmdb_key,
+        settings.app_dir / "posters" / "tmdb",
+        ids,
+        api_url=settings.tmdb_api_url,
+        image_url=settings.tmdb_image_url,
+        timeout=settings.tmdb_timeout,
+    )
+
+
+def create_app(
+    service: Any,
+    settings: Settings,
+    bundle_dir: Path | None = None,
+    training: Training | None = None,
+) -> FastAPI:
+    """One FastAPI app: REST routes under /api/ and the Gradio page + API mounted at /.
+
+    With ``training`` (a first start), the trained bundle replaces ``service`` when it is ready.
+    """
     events = EventLog(
         settings.app_dir / "events.sqlite",
         hub_repo=settings.events_hub_dataset,
         every_minutes=settings.events_every,
     )
     api = Api(service, events)
-    posters = PosterCache(settings.app_dir / "posters")
+    tmdb = _tmdb(settings, service)
+    posters = PosterCache(settings.app_dir / "posters", tmdb=tmdb)
+    if tmdb is not None:  # warm the cache with the posters most pages show
+        tmdb.prefetch(api.movies(limit=200)["movies"])
     visitors = VisitorIds.from_folder(settings.app_dir)
+    serving = Serving(api, bundle_dir, training)
+    if training is not None:
+        from contextflix.service import Recommender
+
+        training.on_ready = lambda path: serving.swap(path, Recommender.from_bundle(path))
+    footer = "MovieLens data: GroupLens Research. Devices in the training data are simulated. " + (
+        f"Posters: TMDB. {ATTRIBUTION}"
+        if tmdb is not None
+        else "Posters are generated from each movie's title, year and genres."
+    )
     ui_config = UiConfig(
         posters=posters,
         events=events,
-        bundle_dir=bundle_dir,
+        serving=serving,
         ab_split=settings.ab_split,
         ab_salt=settings.ab_salt,
         n_profiles=settings.profiles,
         visitors=visitors,
+        footer=footer,
     )
     demo = build_ui(api, ui_config)
     demo.queue(default_concurrency_limit=8)
@@ -192,6 +263,8 @@ def create_app(service: Any, settings: Settings, bundle_dir: Path | None = None)
     allowed = [str(posters.folder.resolve())]
     if bundle_dir is not None:
         allowed.append(str(Path(bundle_dir).resolve() / "reports"))
+    if training is not None:
+        allowed.append(str(settings.local_bundle.resolve() / "reports"))
     return gr.mount_gradio_app(
         app,
         demo,

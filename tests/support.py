@@ -1,4 +1,4 @@
-"""A demo bundle for the app's tests and UI work: built in seconds, never served by app.py.
+"""Test support: a demo bundle built in seconds, fake metrics and an app launcher.
 
 Real ml-latest-small catalogue, users, interactions and context popularity, so titles,
 histories, genres and "popular in the evening" are real; the learned models are small and
@@ -102,28 +102,40 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 @contextmanager
-def running_app(bundle: Path, app_dir: Path, timeout: float = 120) -> Iterator[str]:
+def running_app(
+    bundle: Path | None,
+    app_dir: Path,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+) -> Iterator[str]:
     """``python app.py`` in a subprocess on a free port; yields its base URL, stops it after.
 
-    Every visitor lands in arm B (context on), so the page's context controls have an effect.
+    Every visitor lands in arm B (context on) unless ``env`` sets CONTEXTFLIX_AB_SPLIT, so the
+    page's context controls have an effect. ``bundle=None`` is a first start.
     """
     port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if k != "TMDB_API_KEY"}  # only if asked
     env = {
-        **os.environ,
-        "CONTEXTFLIX_BUNDLE": str(bundle),
+        **inherited,
         "CONTEXTFLIX_APP_DIR": str(app_dir),
         "CONTEXTFLIX_AB_SPLIT": "1",
         "GRADIO_SERVER_PORT": str(port),
         "GRADIO_SERVER_NAME": "127.0.0.1",
         "GRADIO_ANALYTICS_ENABLED": "False",
+        **({"CONTEXTFLIX_BUNDLE": str(bundle)} if bundle is not None else {}),
+        **(env or {}),
     }
-    root = Path(__file__).resolve().parents[2]
+    root = ROOT
     app_dir.mkdir(parents=True, exist_ok=True)
     log_file = (app_dir / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, str(root / "app.py")],
-        cwd=root,
+        cwd=cwd,
         env=env,
         stdout=log_file,
         stderr=subprocess.STDOUT,
