@@ -162,3 +162,31 @@ def running_app(
         except subprocess.TimeoutExpired:
             process.kill()
         log_file.close()
+
+
+FAKE_PIPELINE = '''"""A stand-in for ``python -m training pipeline``: prints the stage lines, copies a bundle."""
+import argparse, shutil, sys, time
+parser = argparse.ArgumentParser()
+parser.add_argument("command"); parser.add_argument("--config"); parser.add_argument("--dataset")
+parser.add_argument("--profile"); parser.add_argument("--output")
+args = parser.parse_args()
+print("Lightning noise the console must not show", flush=True)
+for n, name in enumerate(("collaborative", "sequential", "evaluate and export"), 1):
+    print(f"stage {n}/3: {name}", flush=True)
+    time.sleep(SECONDS)
+shutil.copytree(BUNDLE, args.output)
+'''
+
+
+def fake_training_package(folder: Path, bundle: Path, seconds_per_stage: float = 2.0) -> Path:
+    """A folder holding a fake ``training`` package, for a first start without the real one:
+    run the app with this folder as working directory and ``python -m training`` finds it."""
+    package = folder / "training"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(
+        FAKE_PIPELINE.replace("SECONDS", repr(seconds_per_stage)).replace(
+            "BUNDLE", repr(str(bundle))
+        )
+    )
+    return folder
