@@ -32,10 +32,15 @@ requires_ml100k = pytest.mark.skipif(
 
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``python app.py`` on a free port with a demo bundle, shared by the API and browser tests."""
+    """``python app.py`` on a free port with a demo bundle and real posters from a fake TMDB on
+    127.0.0.1, shared by the API and browser tests."""
+    from tests.fake_tmdb import fake_tmdb
     from tests.support import build_demo_bundle, running_app
 
     root = tmp_path_factory.mktemp("app")
     bundle = build_demo_bundle(root / "bundle")
-    with running_app(bundle, root / "app") as url:
-        yield url
+    with fake_tmdb() as tmdb:
+        env = {"TMDB_API_KEY": "test-key", "TMDB_API_URL": f"{tmdb}/3",
+               "TMDB_IMAGE_URL": f"{tmdb}/img"}  # fmt: skip
+        with running_app(bundle, root / "app", env=env) as url:
+            yield url

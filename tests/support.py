@@ -190,3 +190,26 @@ def fake_training_package(folder: Path, bundle: Path, seconds_per_stage: float =
         )
     )
     return folder
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+AXE = Path(__file__).with_name("vendor") / "axe.min.js"
+BROKEN_IMAGES_JS = (
+    "() => [...document.images].filter(i => i.complete && i.naturalWidth === 0).map(i => i.src)"
+)
+AXE_JS = """async () => (await axe.run(document, {runOnly: {type: 'tag',
+  values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})).violations.map(v =>
+  `${v.id} (${v.impact}): ${v.help}; ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | ')}`)"""
+
+
+def axe_violations(page) -> list[str]:
+    """WCAG 2.1 A and AA violations axe-core finds on the page as it is now."""
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate(AXE_JS)

@@ -111,7 +111,7 @@ class TmdbPosters:
                 self.enabled = False
                 log.warning("TMDB refused the key (401): showing generated posters")
             except Exception as error:  # timeout, 5xx, malformed answer: generated poster
-                log.info("no TMDB poster for movie %s now: %s", item.get("item_id"), error)
+                log.debug("no TMDB poster for movie %s now: %s", item.get("item_id"), error)
             finally:
                 self._queue.task_done()
 
