@@ -40,11 +40,13 @@ def time_of_day_from_hour(hour: int) -> str:
     return "night"
 
 
-# Runs in the browser on page load: the visitor's local hour, bucketed as above.
+# Runs in the browser on page load, before the first render: the visitor's local hour, bucketed
+# as above, replaces the first input; the other inputs pass through unchanged.
 BROWSER_TIME_OF_DAY_JS = """
-() => {
+(...inputs) => {
   const h = new Date().getHours();
-  return h >= 5 && h < 12 ? "morning" : h >= 12 && h < 17 ? "afternoon"
-       : h >= 17 && h < 22 ? "evening" : "night";
+  const bucket = h >= 5 && h < 12 ? "morning" : h >= 12 && h < 17 ? "afternoon"
+               : h >= 17 && h < 22 ? "evening" : "night";
+  return inputs.length > 1 ? [bucket, ...inputs.slice(1)] : bucket;
 }
 """

@@ -51,6 +51,14 @@ class Page:
     results_state: gr.State
     version: gr.State
     timer: gr.Timer
+    home_tab: gr.Tab
+    new_tab: gr.Tab
+    open_tab: gr.State
+    profile_tab: gr.Tab
+    compare_tab: gr.Tab
+    eval_tab: gr.Tab
+    ab_tab: gr.Tab
+    ctx_tab: gr.Tab
     profile: gr.Dropdown
     tod: gr.Dropdown
     device: gr.Dropdown
@@ -81,7 +89,7 @@ class Page:
     prefs: gr.HTML
     history: gr.Dataframe
     compare_md: gr.Markdown
-    compare: list[gr.Gallery]
+    compare: gr.HTML
     eval_md: gr.Markdown
     eval_df: gr.Dataframe
     eval_bars: gr.BarPlot
@@ -92,7 +100,7 @@ class Page:
     ab_df: gr.Dataframe
     ab_offline: gr.Markdown
     ctx_md: gr.Markdown
-    ctx_rows: list[gr.Gallery]
+    ctx_rows: gr.HTML
     ctx_images: gr.HTML
 
 
@@ -109,6 +117,7 @@ def build_layout(genres: list[str], timer_active: bool, footer: str, api_help: s
         c["similar_state"] = gr.State([])
         c["results_state"] = gr.State([])
         c["version"] = gr.State(0)
+        c["open_tab"] = gr.State("home")
         c["timer"] = gr.Timer(3, active=timer_active)
 
         with gr.Row(elem_classes="cf-topbar", equal_height=True):
@@ -143,7 +152,8 @@ def build_layout(genres: list[str], timer_active: bool, footer: str, api_help: s
 
         with gr.Tabs(elem_classes="cf-tabs") as tabs:
             c["tabs"] = tabs
-            with gr.Tab("Home", id="home"):
+            with gr.Tab("Home", id="home") as tab:
+                c["home_tab"] = tab
                 c["hero"] = gr.HTML(elem_id="cf-hero", elem_classes="cf-hero")
                 with gr.Row(elem_classes="cf-actions"):
                     c["hero_more"] = gr.Button("More info", size="sm", elem_id="cf-hero-more")
@@ -184,7 +194,8 @@ def build_layout(genres: list[str], timer_active: bool, footer: str, api_help: s
                     poster_row("", elem_id=f"cf-row-{n}", visible=False) for n in range(N_ROWS)
                 ]
 
-            with gr.Tab("New here?", id="new"):
+            with gr.Tab("New here?", id="new") as tab:
+                c["new_tab"] = tab
                 gr.Markdown(
                     "### Pick a few movies you like\nSearch or click posters; each pick "
                     "gets the rating below. Then get your recommendations."
@@ -215,7 +226,8 @@ def build_layout(genres: list[str], timer_active: bool, footer: str, api_help: s
                     )
                     c["clear"] = gr.Button("Start over", elem_id="cf-clear")
 
-            with gr.Tab("Profile", id="profile"):
+            with gr.Tab("Profile", id="profile") as tab:
+                c["profile_tab"] = tab
                 c["profile_md"] = gr.Markdown()
                 c["prefs"] = gr.HTML()
                 c["history"] = gr.Dataframe(
@@ -225,13 +237,15 @@ def build_layout(genres: list[str], timer_active: bool, footer: str, api_help: s
                     visible=False,
                 )
 
-            with gr.Tab("Compare models", id="compare"):
+            with gr.Tab("Compare models", id="compare") as tab:
+                c["compare_tab"] = tab
                 c["compare_md"] = gr.Markdown(
                     "The same profile and context, ranked by each model on its own."
                 )
-                c["compare"] = [poster_row(m, elem_id=f"cf-compare-{m}") for m in COMPARE_MODELS]
+                c["compare"] = gr.HTML(elem_id="cf-compare")
 
-            with gr.Tab("Evaluation", id="evaluation"):
+            with gr.Tab("Evaluation", id="evaluation") as tab:
+                c["eval_tab"] = tab
                 c["eval_md"] = gr.Markdown()
                 c["eval_df"] = gr.Dataframe(interactive=False, wrap=True, elem_id="cf-metrics")
                 c["eval_bars"] = gr.BarPlot(
@@ -252,7 +266,8 @@ def build_layout(genres: list[str], timer_active: bool, footer: str, api_help: s
                 )
                 c["eval_images"] = gr.HTML(elem_classes="cf-reports")
 
-            with gr.Tab("A/B test", id="ab"):
+            with gr.Tab("A/B test", id="ab") as tab:
+                c["ab_tab"] = tab
                 c["ab_md"] = gr.Markdown()
                 c["ab_refresh"] = gr.Button("Refresh live results", size="sm")
                 c["ab_df"] = gr.Dataframe(
@@ -260,12 +275,13 @@ def build_layout(genres: list[str], timer_active: bool, footer: str, api_help: s
                 )
                 c["ab_offline"] = gr.Markdown()
 
-            with gr.Tab("Context impact", id="context"):
+            with gr.Tab("Context impact", id="context") as tab:
+                c["ctx_tab"] = tab
                 c["ctx_md"] = gr.Markdown(
                     "How the same profile's top picks change with the "
                     "time of day (hybrid with context)."
                 )
-                c["ctx_rows"] = [poster_row(t, elem_id=f"cf-ctx-{t}") for t in TIMES_OF_DAY]
+                c["ctx_rows"] = gr.HTML(elem_id="cf-ctx")
                 c["ctx_images"] = gr.HTML(elem_classes="cf-reports")
 
             with gr.Tab("API", id="api"):

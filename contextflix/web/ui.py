@@ -11,16 +11,15 @@ history at once, so the rows re-rank and say which reaction moved them.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass
 from html import escape
-from pathlib import Path
 
 import gradio as gr
 
 from contextflix.evaluation.ab import assign_arm
 from contextflix.web import rows, views
 from contextflix.web.api import Api, friendly, register_gradio_endpoints
+from contextflix.web.cards import caption, gallery_value, poster_img
 from contextflix.web.context import (
     BROWSER_TIME_OF_DAY_JS,
     DEVICES,
@@ -29,9 +28,10 @@ from contextflix.web.context import (
 )
 from contextflix.web.events import EventLog
 from contextflix.web.identity import VisitorIds
-from contextflix.web.layout import COMPARE_MODELS, Page, build_layout
-from contextflix.web.posters import PosterCache, clean_title
+from contextflix.web.layout import Page, build_layout
+from contextflix.web.posters import PosterCache
 from contextflix.web.startup import Serving
+from contextflix.web.tabs import API_HELP, wire_tabs
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ class UiConfig:
     footer: str = ""
 
 
-def file_url(path: Path) -> str:
-    return f"/gradio_api/file={path}"
-
-
 def build_ui(api: Api, cfg: UiConfig) -> gr.Blocks:
     """The Blocks page; also registers the named API endpoints on it."""
     serving = cfg.serving
@@ -63,21 +59,6 @@ def build_ui(api: Api, cfg: UiConfig) -> gr.Blocks:
         register_gradio_endpoints(api)
         wire(page, api, cfg)
     return page.demo
-
-
-def gallery_value(posters: PosterCache, items: list[dict]) -> list[tuple[str, str]]:
-    """(poster, caption) pairs; the caption is also the image's alt text."""
-    return [(str(posters.for_item(it)), caption(it)) for it in items]
-
-
-def caption(item: dict) -> str:
-    year = f" ({item['year']})" if item.get("year") else ""
-    return f"{clean_title(item.get('title', ''))}{year}"
-
-
-def poster_img(posters: PosterCache, item: dict, css: str) -> str:
-    path = posters.for_item(item, large=True)
-    return f'<img class="{css}" src="{escape(file_url(path))}" alt="Poster of {escape(caption(item))}">'
 
 
 def wire(p: Page, api: Api, cfg: UiConfig) -> None:
@@ -194,11 +175,11 @@ def wire(p: Page, api: Api, cfg: UiConfig) -> None:
             for u in users
         ]
 
-    load = p.demo.load(None, None, p.tod, js=BROWSER_TIME_OF_DAY_JS)
-    first = load.then(
+    p.demo.load(
         init,
         [p.tod, p.taste, p.hidden],
         [p.session, p.profile, p.tod, p.device, p.version, *home_outputs, *detail_outputs],
+        js=BROWSER_TIME_OF_DAY_JS,  # the browser's local hour replaces the first input
     )
 
     @friendly
@@ -326,7 +307,7 @@ def wire(p: Page, api: Api, cfg: UiConfig) -> None:
         show_progress="hidden",
     )
     p.genre.change(do_search, [p.search, p.genre], [p.results, p.results_state])
-    first.then(do_search, [p.search, p.genre], [p.results, p.results_state])
+    p.new_tab.select(do_search, [p.search, p.genre], [p.results, p.results_state])
 
     def picks_view(taste: list[dict]) -> list:
         return [(str(posters.for_item(t)), f"{caption(t)} ★{t['rating']:g}") for t in taste or []]
@@ -347,7 +328,7 @@ def wire(p: Page, api: Api, cfg: UiConfig) -> None:
 
     p.picks.select(unpick, [p.taste], [p.taste, p.picks])
     p.clear.click(lambda: ([], []), None, [p.taste, p.picks])
-    first.then(picks_view, [p.taste], [p.picks])
+    p.new_tab.select(picks_view, [p.taste], [p.picks])
 
     @friendly
     def go(taste, sess, tod, dev, hidden):
@@ -360,135 +341,4 @@ def wire(p: Page, api: Api, cfg: UiConfig) -> None:
         go, [p.taste, p.session, p.tod, p.device, p.hidden], [p.profile, p.tabs, *home_outputs]
     )
 
-    # --- Profile, Compare models, Context impact: fresh for the current profile ---------------
-    @friendly
-    def show_profile(profile, taste):
-        if not profile or profile == rows.NEW_VISITOR:
-            text = "### You, this session\n" + (
-                f"{len(taste)} ratings: " + ", ".join(caption(t) for t in taste)
-                if taste
-                else "No ratings yet: rate movies on **Home** or pick a few in **New here?**."
-            )
-            counts = Counter(g for t in taste or [] for g in t["genres"])
-            total = sum(counts.values()) or 1
-            prefs = {
-                "genres": [
-                    {"genre": g, "share": c / total, "count": c} for g, c in counts.most_common()
-                ]
-            }
-            return text, views.preferences_html(prefs), gr.Dataframe(visible=False)
-        uid = int(profile)
-        history = api.user_history(uid, limit=50)
-        text = (
-            f"### User {uid}\n{history.get('total')} ratings; favourite genres below "
-            "(share of ratings, count, mean rating)."
-        )
-        return (
-            text,
-            views.preferences_html(api.user_preferences(uid)),
-            gr.Dataframe(views.history_frame(history), visible=True),
-        )
-
-    @friendly
-    def compare(profile, taste, tod, dev):
-        who = rows.subject(api, profile, taste)
-        out, missing = [], []
-        for model in COMPARE_MODELS:
-            try:
-                items = api.recommend(**who, time_of_day=tod, device=dev, k=10, model=model)
-                out.append(gr.Gallery(gallery_value(posters, items["items"]), visible=True))
-            except Exception:  # a model this bundle does not have
-                missing.append(model)
-                out.append(gr.Gallery([], visible=False))
-        whom = f"user {profile}" if profile != rows.NEW_VISITOR else "you"
-        text = (
-            f"Each model on its own for {whom}, {rows.context_title(tod, dev)}. Change the "
-            "profile or the context above and this tab follows."
-        )
-        if missing:
-            text += f" Not in this bundle (yet): {', '.join(missing)}."
-        return [text, *out]
-
-    @friendly
-    def context_view(profile, taste, dev):
-        who = rows.subject(api, profile, taste)
-        model = "hybrid" if serving.personalised else "popularity"
-        out = [
-            gallery_value(
-                posters, api.recommend(**who, time_of_day=t, device=dev, k=10, model=model)["items"]
-            )
-            for t in TIMES_OF_DAY
-        ]
-        images = report_html(views.report_images(serving.bundle_dir, "context"))
-        return [*out, images]
-
-    @friendly
-    def evaluation():
-        metrics = views.load_metrics(serving.bundle_dir)
-        bars, by_context = views.ndcg_bar_frame(metrics), views.ndcg_context_frame(metrics)
-        return (
-            views.metrics_text(metrics),
-            views.metrics_frame(metrics),
-            gr.BarPlot(bars, visible=not bars.empty),
-            gr.BarPlot(by_context, visible=not by_context.empty),
-            report_html(views.report_images(serving.bundle_dir)),
-        )
-
-    @friendly
-    def ab_view():
-        result = api.ab_test_results()
-        text, frame = views.online_view(result.get("online") or {})
-        return (
-            text,
-            frame,
-            "### Offline A/B (paired, protocol S test users)\n"
-            + (views.offline_ab_text(result.get("offline") or {})),
-        )
-
-    fresh = [
-        (show_profile, [p.profile, p.taste], [p.profile_md, p.prefs, p.history]),
-        (compare, [p.profile, p.taste, p.tod, p.device], [p.compare_md, *p.compare]),
-        (context_view, [p.profile, p.taste, p.device], [*p.ctx_rows, p.ctx_images]),
-    ]
-    for fn, inputs, outputs in fresh:
-        first.then(fn, inputs, outputs)
-        p.version.change(fn, inputs, outputs)
-        for control in (p.profile, p.tod, p.device):
-            control.input(fn, inputs, outputs)
-        p.taste.change(fn, inputs, outputs)
-    eval_outputs = [p.eval_md, p.eval_df, p.eval_bars, p.eval_context, p.eval_images]
-    first.then(evaluation, None, eval_outputs)
-    p.version.change(evaluation, None, eval_outputs)
-    first.then(ab_view, None, [p.ab_md, p.ab_df, p.ab_offline])
-    p.ab_refresh.click(ab_view, None, [p.ab_md, p.ab_df, p.ab_offline])
-
-
-def report_html(images: list[tuple[str, str]]) -> str:
-    """Report plots at full width, each with its caption as alt text and a link to the file."""
-    return "".join(
-        f'<figure class="cf-report"><a href="{escape(file_url(Path(path)))}" target="_blank">'
-        f'<img src="{escape(file_url(Path(path)))}" alt="{escape(name)} plot"></a>'
-        f"<figcaption>{escape(name)}</figcaption></figure>"
-        for path, name in images
-    )
-
-
-API_HELP = """
-### Use the API
-Every function is a REST route under `/api/` (OpenAPI schema at `/api/openapi.json`, docs at
-`/api/docs`) and a named Gradio endpoint ("Use via API" in the footer); both return the same JSON.
-
-```bash
-curl "$URL/api/recommend?user_id=1&time_of_day=evening&device=tv&k=5"
-curl -X POST "$URL/api/recommend" -H 'content-type: application/json' \\
-     -d '{"history": [1, 260, 1196], "time_of_day": "night", "device": "mobile", "k": 5}'
-```
-
-```python
-from gradio_client import Client
-client = Client(URL)
-client.predict(user_id=1, time_of_day="evening", device="tv", k=5, api_name="/recommend")
-```
-
-Share a page: `?user=ID`, `?movie=ID`, `?time_of_day=night&device=tv` open it in that state.
-"""
+    wire_tabs(p, api, cfg)
