@@ -3,6 +3,7 @@ models train in a child process (the command a user would type), then swaps them
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import time
@@ -12,7 +13,13 @@ import httpx
 
 from contextflix.service import Recommender
 from contextflix.web.startup import Training, eta_text, pipeline_command, popularity_bundle
-from tests.support import build_demo_bundle, fake_training_package, running_app
+from tests.support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    build_demo_bundle,
+    fake_training_package,
+    running_app,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,12 +73,14 @@ def test_a_failed_training_keeps_serving_popularity_and_says_so(tmp_path: Path) 
 
 def test_first_start_answers_at_once_then_swaps_in_the_trained_bundle(tmp_path: Path) -> None:
     bundle = build_demo_bundle(tmp_path / "demo")
-    cwd = fake_training_package(tmp_path / "clone", bundle, seconds_per_stage=3.0)
+    cwd = fake_training_package(tmp_path / "clone", bundle, seconds_per_stage=10.0)
     with running_app(None, tmp_path / "app", cwd=cwd) as url:
         health = httpx.get(f"{url}/api/health").json()
         assert health["models"]["hybrid"] is False  # popularity, served at once
         popular = httpx.get(f"{url}/api/recommend", params={"model": "popularity"}).json()
         assert len(popular["items"]) == 10
+        if browser_available():
+            banner_then_personalised_rows(url)
         deadline = time.monotonic() + 90
         while not httpx.get(f"{url}/api/health").json()["models"]["hybrid"]:
             assert time.monotonic() < deadline, "the trained bundle was never swapped in"
@@ -81,3 +90,25 @@ def test_first_start_answers_at_once_then_swaps_in_the_trained_bundle(tmp_path: 
         assert "stage 2/3: sequential" in log
         assert "noise the console must not show" not in log
         assert "personalised models ready" in log
+
+
+def browser_available() -> bool:
+    return importlib.util.find_spec("playwright") is not None and Path(CHROMIUM).exists()
+
+
+def banner_then_personalised_rows(url: str) -> None:
+    """The page during training: popular rows under the banner; then, without a reload, the
+    personalised rows replace them and the banner goes."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(90_000)
+        page.goto(f"{url}/?user=5")
+        page.wait_for_selector("#cf-row-0 img")
+        assert "personalised models are training" in page.inner_text("#cf-banner")
+        assert "Top picks for you" not in page.inner_text("body")
+        page.wait_for_function("() => document.body.innerText.includes('Top picks for you')")
+        page.wait_for_function("() => !document.querySelector('#cf-banner').innerText.trim()")
+        browser.close()
