@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from contextflix.bundle import Bundle, export_bundle
-from contextflix.data import load_dataset
+from contextflix.data import TIMES_OF_DAY, load_dataset
 from contextflix.models.collaborative import MatrixFactorization
 from contextflix.models.content import ContentModel
 from contextflix.models.hybrid import ContextHybrid
@@ -30,6 +30,8 @@ from contextflix.models.popularity import ContextPopularity
 from contextflix.models.scoring import SOURCES, BaseModels
 from contextflix.models.sequential import SequentialRecommender
 
+DEMO_NDCG = {"popularity": 0.025, "collaborative": 0.035, "content": 0.015, "sequential": 0.04,
+             "hybrid_no_context": 0.045, "hybrid": 0.05}  # fmt: skip
 DEMO_METRICS = {
     "dataset": "ml-latest-small",
     "note": "demo bundle: untrained models, illustrative numbers",
@@ -46,6 +48,15 @@ DEMO_METRICS = {
                     ("hybrid_no_context", 0.09),
                     ("hybrid", 0.10),
                 )
+            },
+            "by_context": {
+                name: {
+                    "time_of_day": {
+                        t: {"ndcg@10": ndcg * (1 + 0.1 * n), "n": 100}
+                        for n, t in enumerate(TIMES_OF_DAY)
+                    }
+                }
+                for name, ndcg in DEMO_NDCG.items()
             },
         },
         "R": {"n_test": 10084, "models": {"collaborative": {"rmse": 0.87}}},

@@ -93,7 +93,7 @@ class Page:
     eval_md: gr.Markdown
     eval_df: gr.Dataframe
     eval_bars: gr.BarPlot
-    eval_context: gr.BarPlot
+    eval_context: gr.LinePlot
     eval_images: gr.HTML
     ab_md: gr.Markdown
     ab_refresh: gr.Button
@@ -252,15 +252,18 @@ def build_layout(genres: list[str], timer_active: bool, footer: str, api_help: s
                     x="model",
                     y="NDCG@10",
                     title="NDCG@10 by model",
+                    y_lim=[0, None],
                     sort="-y",
                     height=320,
                     visible=False,
                 )
-                c["eval_context"] = gr.BarPlot(
+                c["eval_context"] = gr.LinePlot(
                     x="time of day",
                     y="NDCG@10",
                     color="model",
-                    title="NDCG@10 by the target's time of day",
+                    title="NDCG@10 by the target's time of day (hover for values)",
+                    sort=list(TIMES_OF_DAY),
+                    y_lim=[0, None],
                     height=360,
                     visible=False,
                 )

@@ -85,7 +85,7 @@ def wire_tabs(p: Page, api: Api, cfg: Any) -> None:
             views.metrics_text(metrics),
             views.metrics_frame(metrics),
             gr.BarPlot(bars, visible=not bars.empty),
-            gr.BarPlot(by_context, visible=not by_context.empty),
+            gr.LinePlot(by_context, visible=not by_context.empty),
             report_html(views.report_images(serving.bundle_dir)),
         )
 
