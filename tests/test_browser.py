@@ -169,6 +169,9 @@ def test_deep_links_open_the_shared_state_and_the_context_changes_the_rows(brows
     page.locator("#cf-row-0 button.thumbnail-item").first.focus()
     page.keyboard.press("Enter")
     wait_for_text(page, "#cf-detail-text", "Why we picked it")
+    page.goto(f"{app_url}/?user=99999&movie=abc")  # a broken link: sentences, not traces
+    wait_for_text(page, "#cf-banner", "There is no user 99999 in this data set")
+    assert "There is no movie abc in this catalogue" in text_of(page, "#cf-banner")
     assert errors == []
 
 

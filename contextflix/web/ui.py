@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from html import escape
 
 import gradio as gr
 
 from contextflix.evaluation.ab import assign_arm
 from contextflix.web import rows, views
-from contextflix.web.api import Api, friendly, register_gradio_endpoints
+from contextflix.web.api import GRADIO_ENDPOINTS, Api, friendly, register_gradio_endpoints
 from contextflix.web.cards import caption, gallery_value, poster_img
 from contextflix.web.context import (
     BROWSER_TIME_OF_DAY_JS,
@@ -58,6 +57,11 @@ def build_ui(api: Api, cfg: UiConfig) -> gr.Blocks:
     with page.demo:
         register_gradio_endpoints(api)
         wire(page, api, cfg)
+    # The page's own callbacks are not API: hidden from the API docs and the clients (which
+    # also keeps ~400 KB of API description out of every page load).
+    for fn in page.demo.fns.values():
+        if fn.api_name not in GRADIO_ENDPOINTS:
+            fn.api_visibility = "private"
     return page.demo
 
 
@@ -68,7 +72,7 @@ def wire(p: Page, api: Api, cfg: UiConfig) -> None:
         if cfg.events is not None and sess.get("visitor_id") and items and serving.personalised:
             cfg.events.record(kind, sess["arm"], sess["visitor_id"], items, tod, dev)
 
-    def render_home(profile, taste, sess, tod, dev, hidden):
+    def render_home(profile, taste, sess, tod, dev, hidden, note: str = ""):
         home = rows.home(
             api,
             profile,
@@ -101,7 +105,7 @@ def wire(p: Page, api: Api, cfg: UiConfig) -> None:
             hero,
             hero_state,
             state,
-            views.banner_html(serving.banner()),
+            views.banner_html(" ".join(m for m in (note, serving.banner()) if m)),
             views.taste_html(taste),
             gr.Button(visible=bool(taste)),
             *galleries,
@@ -148,16 +152,18 @@ def wire(p: Page, api: Api, cfg: UiConfig) -> None:
         tod = params.get("time_of_day") if params.get("time_of_day") in TIMES_OF_DAY else tod
         tod = tod if tod in TIMES_OF_DAY else "evening"
         choices = profile_choices()
+        notes: list[str] = []
         profile = rows.NEW_VISITOR
-        if str(params.get("user", "")) in {value for _, value in choices}:
-            profile = str(params["user"])
-        elif params.get("user"):
-            gr.Warning(
-                f"There is no user {escape(str(params['user']))} in this data set; "
-                "showing the page for a new visitor."
-            )
-        out = [sess, gr.Dropdown(choices=choices, value=profile), tod, dev, serving.version]
-        out += render_home(profile, taste or [], sess, tod, dev, hidden)
+        if params.get("user"):
+            wanted = str(params["user"])
+            try:
+                api.user_history(int(wanted), limit=1)
+                profile = wanted
+                if wanted not in {value for _, value in choices}:
+                    choices.append((f"User {wanted}", wanted))
+            except Exception:
+                notes.append(f"There is no user {wanted} in this data set, so this is the page "
+                             "for a new visitor.")  # fmt: skip
         detail = [gr.skip()] * len(detail_outputs)
         if params.get("movie"):
             try:
@@ -165,8 +171,13 @@ def wire(p: Page, api: Api, cfg: UiConfig) -> None:
                 movie = {k: movie[k] for k in ("item_id", "title", "year", "genres")}
                 detail = open_item({"item": movie, "ab": False}, sess, tod, dev, 1, taste)
             except Exception:
-                gr.Warning(f"There is no movie {escape(str(params['movie']))} in this catalogue.")
-        return out + detail
+                notes.append(f"There is no movie {params['movie']} in this catalogue.")
+        out = [sess, gr.Dropdown(choices=choices, value=profile), tod, dev, serving.version]
+        return (
+            out
+            + render_home(profile, taste or [], sess, tod, dev, hidden, " ".join(notes))
+            + detail
+        )
 
     def profile_choices() -> list[tuple[str, str]]:
         users = api.users(limit=cfg.n_profiles)["users"]
@@ -180,6 +191,7 @@ def wire(p: Page, api: Api, cfg: UiConfig) -> None:
         [p.tod, p.taste, p.hidden],
         [p.session, p.profile, p.tod, p.device, p.version, *home_outputs, *detail_outputs],
         js=BROWSER_TIME_OF_DAY_JS,  # the browser's local hour replaces the first input
+        queue=False,  # one HTTP round trip for the first render, no queue handshake
     )
 
     @friendly
