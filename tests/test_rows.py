@@ -133,3 +133,20 @@ def test_views_escape_catalogue_text_and_say_when_there_is_no_evaluation() -> No
     assert "No evaluation yet" in views.metrics_text({})
     assert views.banner_html(None) == ""
     assert 'role="status"' in views.banner_html("training: stage 3 of 7")
+
+
+def test_every_image_the_page_builds_has_alt_text_and_report_plots_are_full_width(tmp_path):
+    from contextflix.web.cards import caption, poster_img, report_html, strip_html
+    from contextflix.web.posters import PosterCache
+
+    posters = PosterCache(tmp_path / "posters")
+    movie = {**CATALOGUE[3], "title": 'Quote "Me", The (1999)'}
+    assert caption(movie) == 'The Quote "Me" (2000)'
+    assert 'alt="Poster of The Quote &quot;Me&quot; (2000)"' in poster_img(posters, movie, "x")
+    strip = strip_html(posters, "hybrid", [movie], "cf-compare-hybrid")
+    assert 'alt="The Quote &quot;Me&quot; (2000)"' in strip and "/gradio_api/file=" in strip
+    reports = tmp_path / "bundle" / "reports"
+    reports.mkdir(parents=True)
+    (reports / "ndcg_by_context.png").write_bytes(b"")
+    figures = report_html(views.report_images(tmp_path / "bundle"))
+    assert 'class="cf-report"' in figures and 'alt="ndcg by context plot"' in figures
