@@ -120,6 +120,8 @@ def test_every_tab_is_useful_on_arrival_with_real_posters_and_no_errors(browser,
     page.wait_for_selector("#cf-ctx-night img")
     open_tab(page, "Evaluation")
     wait_for_text(page, "#cf-metrics", "hybrid_no_context")
+    assert "RecBole SASRec" in text_of(page, "#cf-metrics")  # the peers, beside ours
+    assert "measured on the identical split" in text_of(page, ".cf-tabs")
     page.screenshot(path=str(SHOTS / f"evaluation-{size}.png"), full_page=True)
     open_tab(page, "A/B test")
     assert "hybrid without context" in text_of(page, ".cf-tabs")
@@ -169,10 +171,10 @@ def test_deep_links_open_the_shared_state_and_the_context_changes_the_rows(brows
     page.locator("#cf-row-0 button.thumbnail-item").first.focus()
     page.keyboard.press("Enter")
     wait_for_text(page, "#cf-detail-text", "Why we picked it")
+    assert errors == []
     page.goto(f"{app_url}/?user=99999&movie=abc")  # a broken link: sentences, not traces
     wait_for_text(page, "#cf-banner", "There is no user 99999 in this data set")
     assert "There is no movie abc in this catalogue" in text_of(page, "#cf-banner")
-    assert errors == []
 
 
 def test_new_visitor_path(browser, app_url) -> None:

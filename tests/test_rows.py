@@ -150,3 +150,16 @@ def test_every_image_the_page_builds_has_alt_text_and_report_plots_are_full_widt
     (reports / "ndcg_by_context.png").write_bytes(b"")
     figures = report_html(views.report_images(tmp_path / "bundle"))
     assert 'class="cf-report"' in figures and 'alt="ndcg by context plot"' in figures
+
+
+def test_the_metrics_table_puts_the_peers_beside_ours_labelled_as_such() -> None:
+    metrics = {"dataset": "ml-latest-small", "protocols": {"S": {"models": {
+        "hybrid": {"hr@10": 0.13, "ndcg@10": 0.0675, "ndcg@10_ci": [0.05, 0.08]}}}}}  # fmt: skip
+    peers = views.load_peers("ml-latest-small")
+    frame = views.metrics_frame(metrics, peers)
+    assert frame.iloc[0]["model"] == "hybrid" and frame.iloc[0]["measured by"] == views.OURS
+    sasrec = frame[frame["model"] == "RecBole SASRec"].iloc[0]
+    assert sasrec["measured by"] == "peer, measured on the identical split"
+    assert sasrec["ndcg@10"] == 0.0509
+    assert views.metrics_frame({}, peers).empty  # no figures of ours: no table of theirs alone
+    assert set(views.ndcg_bar_frame(metrics, peers)["measured by"]) == {views.OURS, views.PEER}

@@ -9,6 +9,7 @@ import gradio as gr
 
 from contextflix.web.context import DEVICES, TIMES_OF_DAY
 from contextflix.web.rows import N_ROWS, NEW_VISITOR
+from contextflix.web.views import OURS, PEER
 
 COMPARE_MODELS = (
     "hybrid",
@@ -247,11 +248,15 @@ def build_layout(genres: list[str], timer_active: bool, footer: str, api_help: s
             with gr.Tab("Evaluation", id="evaluation") as tab:
                 c["eval_tab"] = tab
                 c["eval_md"] = gr.Markdown()
-                c["eval_df"] = gr.Dataframe(interactive=False, wrap=True, elem_id="cf-metrics")
+                c["eval_df"] = gr.Dataframe(
+                    interactive=False, wrap=True, elem_id="cf-metrics", max_height=720
+                )
                 c["eval_bars"] = gr.BarPlot(
                     x="model",
                     y="NDCG@10",
-                    title="NDCG@10 by model",
+                    color="measured by",
+                    color_map={OURS: "#e50914", PEER: "#8c8c8c"},
+                    title="NDCG@10 by model: ours and the peers' (identical split)",
                     y_lim=[0, None],
                     sort="-y",
                     height=320,

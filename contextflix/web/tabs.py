@@ -80,10 +80,11 @@ def wire_tabs(p: Page, api: Api, cfg: Any) -> None:
     @friendly
     def evaluation():
         metrics = views.load_metrics(serving.bundle_dir)
-        bars, by_context = views.ndcg_bar_frame(metrics), views.ndcg_context_frame(metrics)
+        peers = views.load_peers(metrics.get("dataset"))
+        bars, by_context = views.ndcg_bar_frame(metrics, peers), views.ndcg_context_frame(metrics)
         return (
             views.metrics_text(metrics),
-            views.metrics_frame(metrics),
+            views.metrics_frame(metrics, peers),
             gr.BarPlot(bars, visible=not bars.empty),
             gr.LinePlot(by_context, visible=not by_context.empty),
             report_html(views.report_images(serving.bundle_dir)),

@@ -12,6 +12,7 @@ from html import escape
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from contextflix.web.posters import clean_title
 from contextflix.web.rows import context_title
@@ -137,8 +138,21 @@ def load_metrics(bundle_dir: Path | None) -> dict:
     return json.loads(path.read_text()) if path is not None and path.exists() else {}
 
 
-def metrics_frame(metrics: dict) -> pd.DataFrame:
-    """One row per model: protocol S ranking metrics with NDCG's interval, protocol R RMSE."""
+PEERS = Path(__file__).resolve().parents[2] / "configs" / "peers.yaml"
+OURS = "ContextFlix (this bundle)"
+PEER = "peer, measured on the identical split"
+
+
+def load_peers(dataset: str | None, path: Path = PEERS) -> dict:
+    """The peers' figures for ``dataset`` ({"S": {peer: metrics}, "R": {...}}); {} if none."""
+    if not dataset or not path.exists():
+        return {}
+    return (yaml.safe_load(path.read_text()) or {}).get(dataset) or {}
+
+
+def metrics_frame(metrics: dict, peers: dict | None = None) -> pd.DataFrame:
+    """One row per model, ours then the peers' (labelled as measured on the identical split):
+    protocol S ranking metrics with NDCG's interval, protocol R RMSE."""
     s = (metrics.get("protocols") or {}).get("S") or {}
     r = ((metrics.get("protocols") or {}).get("R") or {}).get("models") or {}
     rows = []
@@ -147,16 +161,23 @@ def metrics_frame(metrics: dict) -> pd.DataFrame:
         rows.append(
             {
                 "model": model,
-                **{k: values.get(k) for k in ("hr@10", "ndcg@10", "mrr@10", "recall@10")},
+                "measured by": OURS,
+                **{k: values.get(k) for k in ("hr@10", "ndcg@10", "mrr@10")},
                 "ndcg@10 95% CI": f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci[0] is not None else "",
                 "rmse (R)": r.get(model, {}).get("rmse"),
             }
         )
     rows += [
-        {"model": m, "rmse (R)": v.get("rmse")}
+        {"model": m, "measured by": OURS, "rmse (R)": v.get("rmse")}
         for m, v in r.items()
         if m not in s.get("models", {})
     ]
+    if rows:
+        peers = peers or {}
+        rows += [{"model": name, "measured by": PEER, **values}
+                 for name, values in (peers.get("S") or {}).items()]  # fmt: skip
+        rows += [{"model": name, "measured by": PEER, "rmse (R)": values.get("rmse")}
+                 for name, values in (peers.get("R") or {}).items()]  # fmt: skip
     frame = pd.DataFrame(rows)
     return frame.dropna(axis=1, how="all").round(4) if rows else pd.DataFrame({"model": []})
 
@@ -174,17 +195,25 @@ def metrics_text(metrics: dict) -> str:
         f"Protocol S: leave-last-out by time, full-catalogue ranking, {s.get('n_users', '?')} "
         f"users. Protocol R: rating prediction, {r.get('n_test', '?')} test ratings."
     )
+    text += (
+        "\n\nPeers: other libraries run by their own code on split files byte-identical to "
+        "ours (same users, same test targets), so their figures and ours are measured on the "
+        "identical split."
+    )
     if metrics.get("note"):
         text += f"\n\n*{metrics['note']}*"
     return text
 
 
-def ndcg_bar_frame(metrics: dict) -> pd.DataFrame:
-    """NDCG@10 per model, for an interactive bar chart."""
+def ndcg_bar_frame(metrics: dict, peers: dict | None = None) -> pd.DataFrame:
+    """NDCG@10 per model, ours and the peers', for an interactive bar chart."""
     models = ((metrics.get("protocols") or {}).get("S") or {}).get("models") or {}
-    return pd.DataFrame(
-        [{"model": m, "NDCG@10": v.get("ndcg@10")} for m, v in models.items() if "ndcg@10" in v]
-    )
+    rows = [{"model": m, "NDCG@10": v["ndcg@10"], "measured by": OURS}
+            for m, v in models.items() if "ndcg@10" in v]  # fmt: skip
+    if rows:
+        rows += [{"model": m, "NDCG@10": v["ndcg@10"], "measured by": PEER}
+                 for m, v in ((peers or {}).get("S") or {}).items() if "ndcg@10" in v]  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def ndcg_context_frame(metrics: dict, dimension: str = "time_of_day") -> pd.DataFrame:
