@@ -112,7 +112,9 @@ def test_every_tab_is_useful_on_arrival_with_real_posters_and_no_errors(browser,
         assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
     for tab in TABS:
         open_tab(page, tab)
-        page.wait_for_timeout(300)
+        page.wait_for_timeout(1500)
+        if size == "desktop":
+            assert axe_violations(page) == [], tab
     open_tab(page, "Compare models")
     for model in ("hybrid", "hybrid_no_context", "popularity"):
         page.wait_for_selector(f"#cf-compare-{model} img")

@@ -30,7 +30,11 @@ def strip_html(posters: PosterCache, title: str, items: list[dict], elem_id: str
         f' title="{escape(caption(it))}" loading="lazy">'
         for it in items
     )
-    return f'<section class="cf-strip" id="{elem_id}"><h3>{escape(title)}</h3><div>{cards}</div></section>'
+    # focusable, so the row scrolls with the keyboard too
+    return (
+        f'<section class="cf-strip" id="{elem_id}"><h3>{escape(title)}</h3>'
+        f'<div tabindex="0" role="group" aria-label="{escape(title)}">{cards}</div></section>'
+    )
 
 
 def poster_img(posters: PosterCache, item: dict, css: str) -> str:

@@ -220,7 +220,9 @@ def build_layout(genres: list[str], timer_active: bool, footer: str, api_help: s
                         label="Your rating for the next pick (stars)",
                     )
                 c["results"] = poster_row("Click to pick", elem_id="cf-results")
-                c["picks"] = poster_row("Your picks (click to remove)", elem_id="cf-picks")
+                c["picks"] = poster_row(
+                    "Your picks (click to remove)", elem_id="cf-picks", visible=False
+                )
                 with gr.Row():
                     c["go"] = gr.Button(
                         "Get my recommendations", variant="primary", elem_id="cf-go"

@@ -54,7 +54,8 @@ THEME_VARS = {
     "table_even_background_fill": "#1c1c1c",
     "table_odd_background_fill": "#222222",
     "checkbox_label_background_fill": "#262626",
-    "checkbox_label_background_fill_selected": "#e50914",
+    "checkbox_label_background_fill_selected": "#c11119",
+    "checkbox_label_text_color_selected": "#ffffff",
     "panel_background_fill": "#181818",
 }
 

@@ -321,8 +321,10 @@ def wire(p: Page, api: Api, cfg: UiConfig) -> None:
     p.genre.change(do_search, [p.search, p.genre], [p.results, p.results_state])
     p.new_tab.select(do_search, [p.search, p.genre], [p.results, p.results_state])
 
-    def picks_view(taste: list[dict]) -> list:
-        return [(str(posters.for_item(t)), f"{caption(t)} ★{t['rating']:g}") for t in taste or []]
+    def picks_view(taste: list[dict]) -> gr.Gallery:
+        """The visitor's picks and ratings; hidden while there are none (no empty box)."""
+        value = [(str(posters.for_item(t)), f"{caption(t)} ★{t['rating']:g}") for t in taste or []]
+        return gr.Gallery(value, visible=bool(value))
 
     @friendly
     def pick(found, taste, stars, evt: gr.SelectData):
@@ -339,7 +341,7 @@ def wire(p: Page, api: Api, cfg: UiConfig) -> None:
         return taste, picks_view(taste)
 
     p.picks.select(unpick, [p.taste], [p.taste, p.picks])
-    p.clear.click(lambda: ([], []), None, [p.taste, p.picks])
+    p.clear.click(lambda: ([], gr.Gallery([], visible=False)), None, [p.taste, p.picks])
     p.new_tab.select(picks_view, [p.taste], [p.picks])
 
     @friendly
