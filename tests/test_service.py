@@ -14,10 +14,8 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from bench.serve import quick_bundle
-from contextflix.models.scoring import Requests
 from contextflix.service import Recommender, RecommenderError, explain
 
 USER = 1  # MovieLens id of a data-set user with a long history
