@@ -87,9 +87,9 @@ def test_sequential_evidence_is_in_the_history(service: Recommender) -> None:
     for item in out["items"]:
         evidence = reason(item, "sequential")["evidence"]
         if evidence["item_id"] is None:
-            assert evidence["score_drop"] == 0
+            assert evidence["log_prob_drop"] == 0
             continue
-        assert evidence["item_id"] in history and evidence["score_drop"] > 0
+        assert evidence["item_id"] in history and evidence["log_prob_drop"] > 0
         assert reason(item, "sequential")["text"] == f"because you watched {evidence['title']}"
 
 

@@ -113,8 +113,8 @@ def content_reason(genre_deltas: dict[str, float], taste: dict[str, float], cosi
     }
 
 
-def sequential_reason(item_id: int | None, title: str | None, score_drop: float) -> dict:
-    """The history item whose removal lowers this item's sequential score the most."""
+def sequential_reason(item_id: int | None, title: str | None, log_prob_drop: float) -> dict:
+    """The history item whose removal makes this item least likely next (sequential model)."""
     if item_id is None:
         text = "follows the order of what you watched"
     else:
@@ -122,7 +122,11 @@ def sequential_reason(item_id: int | None, title: str | None, score_drop: float)
     return {
         "source": "sequential",
         "text": text,
-        "evidence": {"item_id": item_id, "title": title, "score_drop": round(score_drop, 4)},
+        "evidence": {
+            "item_id": item_id,
+            "title": title,
+            "log_prob_drop": round(log_prob_drop, 4),
+        },
     }
 
 
@@ -181,11 +185,12 @@ def popularity_reason(
 def sequential_occlusion(
     model: SequentialRecommender, request: Requests, items: Sequence[int]
 ) -> list[tuple[int | None, float]]:
-    """Per item: (history item_idx whose removal lowers its score most, that drop).
+    """Per item: (history item_idx whose removal lowers its log-probability most, that drop).
 
     One pass over the request with, in turn, each of its OCCLUSION_WINDOW most recent history
     items removed (older ones slide into the model's window, as if it had never been watched).
-    (None, 0.0) when no removal lowers the item's score.
+    Log-probabilities, not raw scores: a removal that shifts every item's score alike says
+    nothing about THIS item. (None, 0.0) when no removal makes the item less likely.
     """
     present = request.items[0] > 0
     history = {name: getattr(request, name)[0][present] for name in _HISTORY_FIELDS}
@@ -204,8 +209,8 @@ def sequential_occlusion(
         target_time_of_day=request.target_time_of_day.expand(len(rows)),
         target_device=request.target_device.expand(len(rows)),
     )
-    scores = sequential_scores(model, variants)[:, list(items)]
-    drops = scores[:1] - scores[1:]  # [removed, items]
+    log_p = sequential_scores(model, variants).log_softmax(-1)[:, list(items)]
+    drops = log_p[:1] - log_p[1:]  # [removed, items]
     if not removed:
         return [(None, 0.0)] * len(items)
     best = drops.max(0)
