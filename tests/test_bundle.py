@@ -141,12 +141,7 @@ def _hybrid_outputs(bundle: Bundle, requests: Requests) -> list[torch.Tensor]:
                 requests.target_device,
                 requests.history_length,
             )
-            rating = hybrid.rating(
-                torch.full((len(requests),), 3.0),
-                requests.target_time_of_day,
-                requests.target_device,
-            )
-        out += [mixed, weights, rating]
+        out += [mixed, weights]
     return out
 
 
