@@ -19,6 +19,9 @@ weights go in, so a bundle that does not match the code is refused with a messag
 tensor, not with a cryptic ``load_state_dict`` error. A missing optional model (absent from
 the config) is fine: serving degrades. A model the config names whose file is missing or
 broken is an error.
+
+Export and load share this one file (a little over 400 lines) on purpose: what the writer puts
+in a bundle and what the reader checks stay side by side, so the format cannot drift apart.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ GROUPLENS_CITATION = """@article{harper2015movielens,
   doi     = {10.1145/2827872}
 }"""
 METRIC_ORDER = ("hr@10", "ndcg@10", "mrr@10", "precision@10", "recall@10", "rmse")
+TABLE_COLUMNS = (*METRIC_ORDER, "coverage@10")
 MODEL_ORDER = (
     "popularity",
     "collaborative",
@@ -175,15 +176,19 @@ def _how_to_load() -> str:
 
 
 def metrics_table(metrics: dict | None) -> str:
-    """Markdown tables of metrics.json, one per protocol (the card's one call site)."""
+    """Markdown tables of metrics.json's headline figures, one per protocol.
+
+    Called once, by ``model_card``; to be replaced by the project's shared metrics table
+    (contextflix.evaluation.tables) once there is one, so the card and the reports agree.
+    """
     protocols = (metrics or {}).get("protocols") or {}
     if not protocols:
         return "Not evaluated: this bundle has no metrics.json yet."
     parts = []
     for protocol, block in protocols.items():
         models = block.get("models") or {}
-        keys = {k for v in models.values() for k in v if not k.endswith("_ci")}
-        columns = [k for k in METRIC_ORDER if k in keys] + sorted(keys - set(METRIC_ORDER))
+        keys = {k for v in models.values() for k in v}
+        columns = [k for k in TABLE_COLUMNS if k in keys]  # metrics.json has the rest
         order = [m for m in MODEL_ORDER if m in models] + sorted(set(models) - set(MODEL_ORDER))
         size = {k: v for k, v in block.items() if k.startswith("n_")}
         lines = [
