@@ -63,8 +63,11 @@ class HybridDataModule(SequenceDataModule):
         holdout_fraction: float = 0.2,
         batch_size: int = 64,
         seed: int = 0,
+        context_config: str | None = None,
     ) -> None:
-        super().__init__(dataset, data_dir, batch_size=batch_size, seed=seed)
+        super().__init__(
+            dataset, data_dir, batch_size=batch_size, seed=seed, context_config=context_config
+        )
         if not 0 < holdout_fraction < 1:
             raise ValueError(f"holdout_fraction must be in (0, 1), not {holdout_fraction}")
         self.holdout_fraction = holdout_fraction
