@@ -277,7 +277,7 @@ class Scorer:
         for block in self._blocks(requests):
             raw, _, _ = self._raw_block(block, sources)
             out = self.excluded(block)
-            z.append(torch.stack([standardise(raw[s], out) for s in sources], 1))
+            z.append(_standardised(raw, sources, out))
             excluded.append(out)
         return torch.cat(z)[: len(requests)], torch.cat(excluded)[: len(requests)]
 
@@ -322,9 +322,7 @@ class Scorer:
         """The hybrid's score: its weights times the z-scores, as ContextHybrid.forward mixes."""
         hybrid = self.hybrids[model]
         present = torch.tensor([s in raw for s in hybrid.sources])
-        zeros = torch.zeros(len(requests), self.n_items)
-        z = {s: standardise(raw[s], excluded) if s in raw else zeros for s in hybrid.sources}
-        stacked = torch.stack([z[s] for s in hybrid.sources], 1)
+        stacked = _standardised(raw, hybrid.sources, excluded)
         mixed, weights = hybrid(
             stacked,
             requests.target_time_of_day,
@@ -335,9 +333,10 @@ class Scorer:
         scale = hybrid.log_scale.exp()
         used = [s for s in hybrid.sources if s in raw]
         index = {s: j for j, s in enumerate(hybrid.sources)}
+        contributions = scale * weights[:, :, None] * stacked
         return Scored(
             scores=mixed,
-            contributions={s: scale * weights[:, index[s], None] * z[s] for s in used},
+            contributions={s: contributions[:, index[s]] for s in used},
             weights={s: weights[:, index[s]] for s in used},
             raw={s: raw[s] for s in used},
         )
@@ -408,6 +407,15 @@ class Scorer:
         k = min(k, self.n_items)
         best, index = key.topk(k, dim=1)
         return index.masked_fill(best == float("-inf"), -1)
+
+
+def _standardised(
+    raw: dict[str, torch.Tensor], sources: Sequence[str], excluded: torch.Tensor
+) -> torch.Tensor:
+    """[B, n_sources, n_items] z-scores of the sources in order; zeros for a missing one."""
+    zeros = torch.zeros_like(excluded, dtype=torch.float32)
+    stacked = torch.stack([raw.get(s, zeros) for s in sources], 1)
+    return standardise(stacked, excluded[:, None])
 
 
 def _equal_trust(sources: Sequence[str]) -> ContextHybrid:
