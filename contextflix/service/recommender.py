@@ -161,7 +161,9 @@ class Recommender:
             self._store(query, result)
         return result
 
-    def recommend_batch(self, requests: Sequence[Mapping[str, Any]]) -> list[dict]:
+    def recommend_batch(
+        self, requests: Sequence[Mapping[str, Any]], cache: bool = True
+    ) -> list[dict]:
         """Each request's recommend() answer, or {"error": message}; valid ones scored together.
 
         At most MAX_BATCH requests, each with the fields of ``RecommendRequest``.
@@ -178,12 +180,13 @@ class Recommender:
             except RecommenderError as error:
                 results[n] = {"error": str(error)}
                 continue
-            results[n] = self._cached(query)
+            results[n] = self._cached(query) if cache else None
             if results[n] is None:
                 pending.append((n, query))
         answers = self._answer([q for _, q in pending])
         for (n, query), answer in zip(pending, answers, strict=True):
-            self._store(query, answer)
+            if cache:
+                self._store(query, answer)
             results[n] = answer
         return results
 
