@@ -12,12 +12,12 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
 from contextflix.bundle import Bundle, export_bundle
 from contextflix.data import load_dataset
+from contextflix.data.context import load_context_config
 from contextflix.evaluation.context_impact import context_impact
 from contextflix.evaluation.report import evaluate_bundle, print_table
 from training.cli import fit_cli
@@ -48,7 +48,8 @@ def pipeline(
     """Train collaborative (R and S fits), content, sequential and both hybrids; evaluate; export.
 
     Args:
-        config: the pipeline plan (per data set: one LightningCLI config per step; profiles).
+        config: the pipeline plan (per data set: one LightningCLI config per step; profiles;
+            ``context``: the context config every step and the bundle use).
         dataset: data set to train on (default: the plan's).
         profile: "quick" (few epochs, for a first run) or "full" (the configs as written).
         output: bundle folder (default ``artifacts/<dataset>``).
@@ -60,7 +61,9 @@ def pipeline(
     if profile not in plan["profiles"]:
         raise ValueError(f"unknown profile {profile!r}; use one of {sorted(plan['profiles'])}")
     configs, overrides = plan["configs"][dataset], plan["profiles"][profile] or {}
-    data = load_dataset(dataset)
+    context_config = plan.get("context")  # every step builds the same context from this file
+    context = [f"--data.init_args.context_config={context_config}"] if context_config else []
+    data = load_dataset(dataset, device_simulation=load_context_config(context_config))
     timings, checkpoints = {}, {}
     stages = (*BASE_STEPS, "hybrid", "hybrid_no_context", "evaluate and export")
 
@@ -69,7 +72,7 @@ def pipeline(
 
     for step in BASE_STEPS:
         stage(step)
-        cli, timings[step] = _fit(configs[step], overrides.get(step, []))
+        cli, timings[step] = _fit(configs[step], [*context, *overrides.get(step, [])])
         checkpoints[step] = _best(cli)
         if step == "collaborative":
             rating_test = cli.trainer.test(
@@ -83,6 +86,7 @@ def pipeline(
             f"--model.init_args.content_checkpoint={checkpoints['content']}",
             f"--model.init_args.sequential_checkpoint={checkpoints['sequential']}",
             f"--model.init_args.use_context={str(use_context).lower()}",
+            *context,
             *overrides.get("hybrid", []),
         ]
         stage(name)
@@ -101,7 +105,10 @@ def pipeline(
         config={
             "name": f"contextflix-{dataset}",
             "dataset": dataset,
-            "context": {"device_simulation": data.device_simulation.as_dict()},
+            "context": {
+                "config": context_config,
+                "device_simulation": data.device_simulation.as_dict(),
+            },
             "training": {
                 "profile": profile,
                 "seconds": {k: round(v, 1) for k, v in timings.items()},
@@ -113,7 +120,7 @@ def pipeline(
         hybrid=hybrids["hybrid"],
         hybrid_no_context=hybrids["hybrid_no_context"],
         catalog=data.movies,
-        interactions=data.ratings.iloc[np.concatenate([data.s.train, data.s.valid])],
+        interactions=data.served_interactions(),
         users=data.users,
         metrics=None,
     )

@@ -1,14 +1,25 @@
-"""Reason texts and their evidence, one builder per source.
+"""Explanations: the evidence behind each recommended item, and the reasons that phrase it.
 
-The builders only phrase what the recommender already computed (neighbours and their
-ratings, occlusion deltas of the content score, last-layer attention, context counts); they
-never look anything up themselves, so a reason cannot claim more than its evidence shows.
-Every evidence value is a plain JSON type.
+:class:`Explainer` computes the evidence for a request's top items from what the scoring pass
+kept (``Scored``: raw scores, MF user vectors, content profiles) plus batched occlusion passes:
+the nearest users by MF factors who liked the item; how much each of the item's genres raises
+its content score; which history item, removed, lowers THIS item's sequential score the most;
+the item's popularity in the request's context. The ``*_reason`` builders only phrase that
+evidence, so a reason cannot claim more than its evidence shows. Every evidence value is a
+plain JSON type.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
+from contextflix.models.scoring import BLOCK, Requests, Scored, Scorer, sequential_scores
+from contextflix.models.sequential import SequentialRecommender
 
 TIME_PHRASES = {
     "morning": "in the morning",
@@ -33,6 +44,9 @@ that, a ratio of tiny counts is noise ("3x more popular" from 1 view against 0.3
 MIN_NOTABLE_LIFT = 1.2
 """A lift below this is not worth saying: the item is about as popular here as anywhere."""
 MAX_GENRES = 2
+OCCLUSION_WINDOW = BLOCK - 1
+"""Most recent history items the sequential reason tries removing: with the request itself,
+they fill one scoring block."""
 
 
 def context_phrase(time_of_day: str | None, device: str | None) -> str:
@@ -100,13 +114,37 @@ def content_reason(genre_deltas: dict[str, float], taste: dict[str, float], cosi
     }
 
 
-def sequential_reason(item_id: int, title: str, attention: float) -> dict:
-    """The history item the last position attends to most (last layer, mean over heads)."""
+def sequential_reason(item_id: int | None, title: str | None, log_prob_drop: float) -> dict:
+    """The history item whose removal makes this item least likely next (sequential model)."""
+    if item_id is None:
+        text = "follows the order of what you watched"
+    else:
+        text = f"because you watched {title}"
     return {
         "source": "sequential",
-        "text": f"because you watched {title}",
-        "evidence": {"item_id": item_id, "title": title, "attention": round(attention, 4)},
+        "text": text,
+        "evidence": {
+            "item_id": item_id,
+            "title": title,
+            "log_prob_drop": round(log_prob_drop, 4),
+        },
     }
+
+
+def similar_text(source: str, shared_genres: list[str], co_likers: int) -> str:
+    """Why two movies are similar, from the source that found them and what they share."""
+    parts = []
+    if source == "collaborative":
+        parts.append(
+            f"liked by the same people ({co_likers} rated both {LIKED_RATING:g} or higher)"
+            if co_likers
+            else "liked by the same kind of viewer"
+        )
+    elif source == "content":
+        parts.append("similar in content")
+    if shared_genres:
+        parts.append(f"both {join_names(shared_genres)}")
+    return "; ".join(parts) or "similar"
 
 
 def popularity_reason(
@@ -139,3 +177,200 @@ def popularity_reason(
             "n_ratings": int(n_ratings),
         },
     }
+
+
+# --- evidence ---------------------------------------------------------------------------------
+
+
+def occlusion_variants(request: Requests) -> tuple[Requests, list[int]] | None:
+    """The one-row ``request`` with, in turn, each of its OCCLUSION_WINDOW most recent history
+    items removed (older ones slide into the model's window, as if never watched), and the
+    removed items (item_idx); None without history.
+
+    The variants are scored in the same pass as the request itself (for a single request they
+    fill its scoring block, which the Scorer would otherwise pad), so occlusion is nearly free.
+    """
+    present = request.items[0] > 0
+    history = {name: getattr(request, name)[0][present] for name in _HISTORY_FIELDS}
+    n = len(history["items"])
+    if n == 0:
+        return None
+    positions = list(range(max(0, n - OCCLUSION_WINDOW), n))
+    rows = [
+        {name: torch.cat([t[:j], t[j + 1 :]]) for name, t in history.items()} for j in positions
+    ]
+    width = max(n - 1, 1)
+    variants = Requests(
+        user=request.user.expand(len(rows)),
+        **{
+            name: torch.stack([F.pad(r[name], (width - len(r[name]), 0)) for r in rows])
+            for name in _HISTORY_FIELDS
+        },
+        target_time_of_day=request.target_time_of_day.expand(len(rows)),
+        target_device=request.target_device.expand(len(rows)),
+    )
+    return variants, [int(history["items"][j]) - 1 for j in positions]
+
+
+def occlusion_drops(
+    scores: torch.Tensor, variant_scores: torch.Tensor, removed: list[int], items: Sequence[int]
+) -> list[tuple[int | None, float]]:
+    """Per item: (removed item_idx that lowers its log-probability most, that drop).
+
+    Log-probabilities, not raw scores: a removal that shifts every item's score alike says
+    nothing about THIS item. (None, 0.0) when no removal makes the item less likely.
+    """
+    items = list(items)
+    log_p = scores.log_softmax(-1)[items]
+    drops = log_p[None] - variant_scores.log_softmax(-1)[:, items]  # [removed, items]
+    best = drops.max(0)
+    return [
+        (removed[j], value) if value > 0 else (None, 0.0)
+        for value, j in zip(best.values.tolist(), best.indices.tolist(), strict=True)
+    ]
+
+
+@torch.inference_mode()
+def sequential_occlusion(
+    model: SequentialRecommender, request: Requests, items: Sequence[int]
+) -> list[tuple[int | None, float]]:
+    """occlusion_drops of ``items`` for a one-row request, scored by ``model`` alone."""
+    found = occlusion_variants(request)
+    if found is None:
+        return [(None, 0.0)] * len(items)
+    variants, removed = found
+    scores = sequential_scores(model, Requests.concat([request, variants]))
+    return occlusion_drops(scores[0], scores[1:], removed, items)
+
+
+_HISTORY_FIELDS = ("items", "ratings", "time_of_day", "device")
+
+
+class Explainer:
+    """Reasons for recommended items, from the models and the catalogue of one bundle."""
+
+    def __init__(self, scorer: Scorer, catalog) -> None:
+        self.scorer, self.catalog = scorer, catalog
+        self.models = scorer.models
+        mf, content = self.models.collaborative, self.models.content
+        self.user_unit = F.normalize(mf.user_factors.weight, dim=1) if mf is not None else None
+        if content is not None:
+            self._prepare_content(content)
+
+    @torch.inference_mode()
+    def _prepare_content(self, content) -> None:
+        """Each item's content encoding and prior with one of its genres switched off, once:
+        the occlusion deltas of a request are then dot products with its profile."""
+        slots = [j for j, _ in content.genre_slots]
+        active = (content.features[:, slots] > 0).numpy()
+        self.content_genres = [[content.genre_slots[n] for n in np.flatnonzero(r)] for r in active]
+        rows = [(item, j) for item, pairs in enumerate(self.content_genres) for j, _ in pairs]
+        variants = content.features[[item for item, _ in rows]].clone()
+        variants[torch.arange(len(rows)), torch.tensor([j for _, j in rows], dtype=torch.long)] = 0
+        self._variant_encodings = content.encode(variants)
+        self._variant_prior = content.item_prior(variants)
+        self._variant_start = np.cumsum([0] + [len(p) for p in self.content_genres])
+        self._content_prior = content.item_prior(content.features)
+
+    @torch.inference_mode()
+    def reasons(
+        self,
+        request: Requests,
+        scored: Scored,
+        row: int,
+        top: list[int],
+        cold: bool,
+        occlusion: tuple[torch.Tensor, list[int]] | None = None,
+    ) -> dict[str, list[dict]]:
+        """{source: one reason per top item} for every source that contributed.
+
+        ``occlusion``: the sequential scores of the request's occlusion variants and the items
+        they remove (scored with the request, see occlusion_variants).
+        """
+        out: dict[str, list[dict]] = {}
+        if "popularity" in scored.contributions:
+            out["popularity"] = self._popularity(request, top, cold)
+        if "collaborative" in scored.contributions:
+            out["collaborative"] = self._collaborative(request, scored, row, top)
+        if "content" in scored.contributions:
+            out["content"] = self._content(request, scored.profiles[row], top)
+        if "sequential" in scored.contributions:
+            if occlusion is None:
+                found = [(None, 0.0)] * len(top)
+            else:
+                found = occlusion_drops(scored.raw["sequential"][row], *occlusion, top)
+            out["sequential"] = [
+                sequential_reason(
+                    None if item is None else int(self.catalog.item_ids[item]),
+                    None if item is None else self.catalog.titles[item],
+                    drop,
+                )
+                for item, drop in found
+            ]
+        return out
+
+    def _popularity(self, request: Requests, top: list[int], cold: bool) -> list[dict]:
+        popularity = self.models.popularity
+        t, d = request.target_time_of_day, request.target_device
+        lift, cell = popularity.lift(t, d)[0], popularity.cell(t, d)[0]
+        tod, dev = int(t[0]), int(d[0])
+        tod_name = None if tod == UNKNOWN else TIMES_OF_DAY[tod]
+        dev_name = None if dev == UNKNOWN else DEVICES[dev]
+        n_ratings = self.catalog.n_ratings
+        return [
+            popularity_reason(
+                float(lift[i]), float(cell[i]), int(n_ratings[i]), tod_name, dev_name, cold
+            )
+            for i in top
+        ]
+
+    def _collaborative(self, request: Requests, scored: Scored, row: int, top: list[int]) -> list:
+        """Nearest users by MF factors (to the trained or folded-in vector) who rated each
+        item LIKED_RATING or more."""
+        catalog = self.catalog
+        own = int(request.user[0])
+        sims = self.user_unit @ F.normalize(scored.user_vectors[row], dim=0)
+        if own >= 0:
+            sims[own] = float("-inf")  # never one's own neighbour
+        k = min(N_NEIGHBOURS, catalog.n_users - (1 if own >= 0 else 0))
+        neighbours = sims.topk(k).indices.numpy()
+        keys = neighbours[:, None] * catalog.n_items + np.asarray(top)[None, :]
+        pos = np.searchsorted(catalog.pair_key, keys).clip(max=len(catalog.pair_key) - 1)
+        rating = np.where(catalog.pair_key[pos] == keys, catalog.pair_rating[pos], np.nan)
+        low, high = catalog.rating_range
+        liked = rating >= LIKED_RATING  # NaN (not rated) compares False
+        out = []
+        for col, item in enumerate(top):
+            rows = np.flatnonzero(liked[:, col])
+            liked_by = [
+                {"user_id": u, "rating": r}
+                for u, r in zip(
+                    catalog.user_ids[neighbours[rows]].tolist(),
+                    rating[rows, col].tolist(),
+                    strict=True,
+                )
+            ]
+            predicted = float(scored.raw["collaborative"][row, item].clamp(low, high))
+            out.append(collaborative_reason(liked_by, len(neighbours), predicted))
+        return out
+
+    def _content(self, request: Requests, profile: torch.Tensor, top: list[int]) -> list[dict]:
+        """Occlusion deltas of the content score (ContentModel.genre_contributions' formula):
+        the item's score for this profile minus its score with one genre switched off."""
+        content = self.models.content
+        present = request.items[0] > 0
+        taste = content.genre_profile(request.items[0][present] - 1, request.ratings[0][present])
+        scale = content.log_scale.exp()
+        cosine = self.scorer.encodings[top] @ profile
+        out = []
+        for n, item in enumerate(top):
+            start, stop = self._variant_start[item], self._variant_start[item + 1]
+            score = scale * cosine[n] + self._content_prior[item]
+            variants = scale * (self._variant_encodings[start:stop] @ profile)
+            variants = variants + self._variant_prior[start:stop]
+            deltas = {
+                g: float(score - value)
+                for (_, g), value in zip(self.content_genres[item], variants, strict=True)
+            }
+            out.append(content_reason(deltas, taste, float(cosine[n])))
+        return out
