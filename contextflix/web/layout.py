@@ -92,7 +92,7 @@ class Page:
     compare_md: gr.Markdown
     compare: gr.HTML
     eval_md: gr.Markdown
-    eval_df: gr.Dataframe
+    eval_df: gr.Markdown
     eval_bars: gr.BarPlot
     eval_context: gr.LinePlot
     eval_images: gr.HTML
@@ -250,9 +250,7 @@ def build_layout(genres: list[str], timer_active: bool, footer: str, api_help: s
             with gr.Tab("Evaluation", id="evaluation") as tab:
                 c["eval_tab"] = tab
                 c["eval_md"] = gr.Markdown()
-                c["eval_df"] = gr.Dataframe(
-                    interactive=False, wrap=True, elem_id="cf-metrics", max_height=720
-                )
+                c["eval_df"] = gr.Markdown(elem_id="cf-metrics", elem_classes="cf-metrics")
                 c["eval_bars"] = gr.BarPlot(
                     x="model",
                     y="NDCG@10",

@@ -84,7 +84,7 @@ def wire_tabs(p: Page, api: Api, cfg: Any) -> None:
         bars, by_context = views.ndcg_bar_frame(metrics, peers), views.ndcg_context_frame(metrics)
         return (
             views.metrics_text(metrics),
-            views.metrics_frame(metrics, peers),
+            views.metrics_markdown(metrics, peers),
             gr.BarPlot(bars, visible=not bars.empty),
             gr.LinePlot(by_context, visible=not by_context.empty),
             report_html(views.report_images(serving.bundle_dir)),

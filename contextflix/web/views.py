@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from contextflix.evaluation.tables import metrics_table
 from contextflix.web.posters import clean_title
 from contextflix.web.rows import context_title
 
@@ -150,36 +151,34 @@ def load_peers(dataset: str | None, path: Path = PEERS) -> dict:
     return (yaml.safe_load(path.read_text()) or {}).get(dataset) or {}
 
 
-def metrics_frame(metrics: dict, peers: dict | None = None) -> pd.DataFrame:
-    """One row per model, ours then the peers' (labelled as measured on the identical split):
-    protocol S ranking metrics with NDCG's interval, protocol R RMSE."""
-    s = (metrics.get("protocols") or {}).get("S") or {}
-    r = ((metrics.get("protocols") or {}).get("R") or {}).get("models") or {}
-    rows = []
-    for model, values in (s.get("models") or {}).items():
-        ci = values.get("ndcg@10_ci") or [None, None]
-        rows.append(
-            {
-                "model": model,
-                "measured by": OURS,
-                **{k: values.get(k) for k in ("hr@10", "ndcg@10", "mrr@10")},
-                "ndcg@10 95% CI": f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci[0] is not None else "",
-                "rmse (R)": r.get(model, {}).get("rmse"),
-            }
+def metrics_markdown(metrics: dict, peers: dict | None = None) -> str:
+    """The project's one metrics table (``metrics_table``, as in the report and the model card),
+    then the peers' figures on the identical split, so the two can be read side by side."""
+    if not ((metrics.get("protocols") or {}).get("S") or {}).get("models"):
+        return metrics_table(metrics)
+    text = metrics_table(metrics)
+    peers = peers or {}
+    if peers.get("S"):
+        text += (
+            "\n\n**Peers, measured on the identical split** (their own code, the same split "
+            "files):\n\n| peer | HR@10 | NDCG@10 | MRR@10 |\n|---|---|---|---|\n"
         )
-    rows += [
-        {"model": m, "measured by": OURS, "rmse (R)": v.get("rmse")}
-        for m, v in r.items()
-        if m not in s.get("models", {})
-    ]
-    if rows:
-        peers = peers or {}
-        rows += [{"model": name, "measured by": PEER, **values}
-                 for name, values in (peers.get("S") or {}).items()]  # fmt: skip
-        rows += [{"model": name, "measured by": PEER, "rmse (R)": values.get("rmse")}
-                 for name, values in (peers.get("R") or {}).items()]  # fmt: skip
-    frame = pd.DataFrame(rows)
-    return frame.dropna(axis=1, how="all").round(4) if rows else pd.DataFrame({"model": []})
+        text += "\n".join(
+            f"| {name} | "
+            + " | ".join(_figure(v.get(k)) for k in ("hr@10", "ndcg@10", "mrr@10"))
+            + " |"
+            for name, v in peers["S"].items()
+        )
+    if peers.get("R"):
+        text += "\n\n| peer (protocol R) | RMSE |\n|---|---|\n"
+        text += "\n".join(
+            f"| {name} | {_figure(v.get('rmse'))} |" for name, v in peers["R"].items()
+        )
+    return text
+
+
+def _figure(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "-"
 
 
 def metrics_text(metrics: dict) -> str:
