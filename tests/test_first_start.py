@@ -59,8 +59,10 @@ def test_progress_and_time_left_from_the_stage_lines(tmp_path: Path) -> None:
     training.join(30)
     assert ready == [out] and training.done and training.banner() is None
     assert "stage 3/3: step3" in (tmp_path / "log.txt").read_text()
-    assert eta_text(1, 5, 10.0) == "estimating the time left"
-    assert eta_text(3, 5, 20.0) == "about 30 s left"
+    assert eta_text(1, 5, 0.0, 3.0) == "estimating the time left"
+    assert eta_text(3, 5, 20.0, 20.0) == "about 30 s left"  # 10 s a stage, 3 stages to go
+    assert eta_text(3, 5, 20.0, 30.0) == "about 20 s left"  # 10 s into this one
+    assert eta_text(5, 5, 40.0, 48.0) == "almost done"
 
 
 def test_a_failed_training_keeps_serving_popularity_and_says_so(tmp_path: Path) -> None:

@@ -66,11 +66,15 @@ def pipeline_command(config: str, dataset: str, profile: str, output: Path) -> l
     ]
 
 
-def eta_text(stage: int, n_stages: int, elapsed: float) -> str:
-    """ "about 40 s left" from the mean time of the finished stages; nothing before the first."""
-    if stage <= 1 or elapsed <= 0:
+def eta_text(stage: int, n_stages: int, stage_started: float, now: float) -> str:
+    """ "about 40 s left": the finished stages' mean time for each stage not finished yet, less
+    the time already spent in the current one; nothing to go on before the first finishes."""
+    if stage <= 1 or stage_started <= 0:
         return "estimating the time left"
-    left = elapsed / (stage - 1) * (n_stages - stage + 1)
+    per_stage = stage_started / (stage - 1)
+    left = per_stage * (n_stages - stage + 1) - (now - stage_started)
+    if left < 5:
+        return "almost done"
     return f"about {left:.0f} s left" if left < 120 else f"about {left / 60:.0f} min left"
 
 
@@ -88,7 +92,7 @@ class Training:
         self.command, self.output, self.log_path = command, Path(output), Path(log_path)
         self.on_ready, self.cwd = on_ready, cwd
         self.stage, self.n_stages, self.stage_name = 0, 0, ""
-        self.started = 0.0
+        self.started = self.stage_started = 0.0  # monotonic start; seconds in at this stage
         self.done = False
         self.error: str | None = None
         self._thread: threading.Thread | None = None
@@ -122,7 +126,7 @@ class Training:
                 match = STAGE.match(line.strip())
                 if match:
                     self.stage, self.n_stages = int(match[1]), int(match[2])
-                    self.stage_name = match[3]
+                    self.stage_name, self.stage_started = match[3], self.elapsed
                     log.info("%s (%s)", line.strip(), self.eta())
             code = process.wait()
         if code != 0 or not (self.output / "manifest.json").exists():
@@ -143,7 +147,7 @@ class Training:
         return time.monotonic() - self.started if self.started else 0.0
 
     def eta(self) -> str:
-        return eta_text(self.stage, self.n_stages, self.elapsed)
+        return eta_text(self.stage, self.n_stages, self.stage_started, self.elapsed)
 
     def banner(self) -> str | None:
         """What the page says while it serves popularity; None once the models are in."""
