@@ -4,8 +4,8 @@
 Every callback goes through ``api.friendly``: a visitor sees a sentence, never a trace. The
 A/B arm comes from the server-issued visitor cookie; arm A is served ``hybrid_no_context`` and
 arm B ``hybrid``, and only the rows their model computed are logged as A/B impressions. The
-visitor's reactions (like, not for me, stars, picks) live in browser storage and are folded into their
-history at once, so the rows re-rank and say which reaction moved them.
+visitor's reactions (like, not for me, stars, picks) live in browser storage and are folded
+into their history at once, so the rows re-rank and say which reaction moved them.
 """
 
 from __future__ import annotations
@@ -206,9 +206,10 @@ def wire(p: Page, api: Api, cfg: UiConfig) -> None:
     def tick(version, *args):
         """While the models train: keep the banner current; re-render once they are in."""
         if version == serving.version:
+            failed = serving.training is not None and serving.training.error is not None
             return [
                 version,
-                gr.Timer(active=True),
+                gr.Timer(active=not failed),
                 gr.skip(),
                 gr.skip(),
                 gr.skip(),
