@@ -13,10 +13,12 @@ import gradio as gr
 import yaml
 from fastapi import FastAPI
 
-from contextflix.web.api import Api, install_error_handlers, rest_router
+from contextflix.web.api import Api
 from contextflix.web.events import EventLog
 from contextflix.web.identity import VisitorCookieMiddleware, VisitorIds
+from contextflix.web.limits import ApiConfig
 from contextflix.web.posters import PosterCache
+from contextflix.web.rest import install_error_handlers, install_http_layers, rest_router
 from contextflix.web.ui import UiConfig, build_ui
 
 log = logging.getLogger("contextflix.app")
@@ -159,10 +161,12 @@ def resolve_bundle(settings: Settings) -> Path:
 
 def create_app(service: Any, settings: Settings, bundle_dir: Path | None = None) -> FastAPI:
     """One FastAPI app: REST routes under /api/ and the Gradio page + API mounted at /."""
+    api_config = ApiConfig.load()
     events = EventLog(
         settings.app_dir / "events.sqlite",
         hub_repo=settings.events_hub_dataset,
         every_minutes=settings.events_every,
+        limits=api_config.events,
     )
     api = Api(service, events)
     posters = PosterCache(settings.app_dir / "posters")
@@ -178,6 +182,7 @@ def create_app(service: Any, settings: Settings, bundle_dir: Path | None = None)
     )
     demo = build_ui(api, ui_config)
     demo.queue(default_concurrency_limit=8)
+    demo.state_session_capacity = api_config.gradio_sessions  # each keeps its last inputs
 
     app = FastAPI(
         title="ContextFlix API",
@@ -188,6 +193,7 @@ def create_app(service: Any, settings: Settings, bundle_dir: Path | None = None)
     )
     install_error_handlers(app)
     app.add_middleware(VisitorCookieMiddleware, ids=visitors)
+    install_http_layers(app, api, api_config)
     app.include_router(rest_router(api))
     allowed = [str(posters.folder.resolve())]
     if bundle_dir is not None:
@@ -200,10 +206,11 @@ def create_app(service: Any, settings: Settings, bundle_dir: Path | None = None)
         css_paths=[STYLE],
         js=FORCE_DARK_JS,
         allowed_paths=allowed,
-        show_error=True,
+        show_error=False,  # gr.Error messages still show; other errors never reach a visitor
         footer_links=["api", "gradio"],
         server_name=settings.host,
         server_port=settings.port,
+        mcp_server=api_config.mcp_server,
     )
 
 
