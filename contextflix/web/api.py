@@ -60,14 +60,18 @@ class Service(Protocol):
 def describe(error: ValidationError, names: Sequence[str] = ()) -> str:
     """``field: problem`` for each problem, never the offending value itself; ``names`` are
     the parameter names of positional arguments (pydantic reports their index)."""
-    problems = []
+    problems: dict[str, list[str]] = {}
     for item in error.errors(include_url=False, include_input=False):
-        loc = list(item.get("loc", ()))
+        loc = [part for part in item.get("loc", ()) if part != "kwargs"]
         if loc and isinstance(loc[0], int) and loc[0] < len(names):
             loc[0] = names[loc[0]]
-        where = ".".join(str(part) for part in loc if part != "kwargs")
-        problems.append(f"{where or 'input'}: {item.get('msg', 'invalid')}")
-    return short("; ".join(problems) or "invalid input")
+        # the field and list positions; not the names of union branches ("constrained-str")
+        where = ".".join(str(p) for i, p in enumerate(loc) if i == 0 or isinstance(p, int))
+        message = str(item.get("msg", "invalid"))
+        if message not in problems.setdefault(where or "input", []):
+            problems[where or "input"].append(message)
+    text = "; ".join(f"{where}: {' or '.join(msgs)}" for where, msgs in problems.items())
+    return short(text or "invalid input")
 
 
 def checked(fn: F) -> F:
@@ -299,6 +303,36 @@ def friendly(fn: F) -> F:
             raise gr.Error(INTERNAL_ERROR, print_exception=False) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def short_argument_errors(demo: gr.Blocks) -> None:
+    """Replace Gradio's "didn't receive enough input values" check, whose message lists
+    component objects (memory addresses) and echoes every value received, by a short one."""
+
+    def validate_inputs(block_fn: Any, inputs: list) -> None:
+        if len(inputs) < len(block_fn.inputs):
+            try:
+                names = list(inspect.signature(block_fn.fn).parameters)
+            except (TypeError, ValueError):
+                names = []
+            listed = f" ({', '.join(names)})" if len(names) == len(block_fn.inputs) else ""
+            raise gr.Error(
+                short(
+                    f"{block_fn.api_name or 'this function'} takes {len(block_fn.inputs)} "
+                    f"values{listed}, got {len(inputs)}"
+                ),
+                print_exception=False,
+            )
+
+    demo.validate_inputs = validate_inputs  # type: ignore[method-assign]
+
+
+def publish_only_the_api(demo: gr.Blocks) -> None:
+    """Leave the page's own callbacks out of the API page and the MCP tools (they stay
+    callable by the page): agents see the documented API functions only."""
+    for block_fn in demo.fns.values():
+        if block_fn.api_name not in GRADIO_ENDPOINTS and block_fn.api_visibility == "public":
+            block_fn.api_visibility = "undocumented"
 
 
 def register_gradio_endpoints(api: Api) -> None:

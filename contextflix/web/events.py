@@ -184,25 +184,26 @@ class EventLog:
         return None
 
     def _rotate(self) -> None:
-        """Drop the oldest tenth of the rows (and of the visitors, with their pairs)."""
+        """Keep the newest nine tenths of ``max_rows`` events, and as many pairs and visitors
+        (the oldest visitors go first, with their pairs)."""
         keep = int(self.limits.max_rows * 0.9)
         db = self._db
-        db.execute("DELETE FROM events WHERE rowid <= (SELECT max(rowid) FROM events) - ?", (keep,))
+        db.execute(
+            "DELETE FROM events WHERE rowid <= (SELECT max(rowid) FROM events) - ?", (keep,)
+        )
         self._rows = db.execute("SELECT count(*) FROM events").fetchone()[0]
-        n_pairs = db.execute("SELECT count(*) FROM pairs").fetchone()[0]
-        if n_pairs > self.limits.max_rows:
-            cutoff = db.execute(
-                "SELECT first_seen FROM visitors ORDER BY first_seen LIMIT 1 OFFSET"
-                " (SELECT count(*) / 10 FROM visitors)"
-            ).fetchone()
-            if cutoff:
-                db.execute(
-                    "DELETE FROM pairs WHERE (visitor_id, arm) IN"
-                    " (SELECT visitor_id, arm FROM visitors WHERE first_seen < ?)",
-                    cutoff,
-                )
-                db.execute("DELETE FROM visitors WHERE first_seen < ?", cutoff)
-        log.info("event log rotated: %d rows kept", self._rows)
+        while True:
+            n_pairs, n_visitors = (
+                db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("pairs", "visitors")
+            )
+            if n_pairs <= keep and n_visitors <= keep:
+                break
+            oldest = "SELECT visitor_id, arm FROM visitors ORDER BY first_seen LIMIT ?"
+            n = max(1, n_visitors // 10)
+            db.execute(f"DELETE FROM pairs WHERE (visitor_id, arm) IN ({oldest})", (n,))
+            db.execute(f"DELETE FROM visitors WHERE (visitor_id, arm) IN ({oldest})", (n,))
+        log.info("event log rotated: %d events kept", self._rows)
 
     def record(
         self,

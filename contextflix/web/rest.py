@@ -32,6 +32,7 @@ from contextflix.web.limits import ApiConfig
 from contextflix.web.middleware import ApiCors, BodyLimit, ErrorShape, HttpCaching, short
 
 log = logging.getLogger(__name__)
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 class ErrorBody(BaseModel):
@@ -191,6 +192,18 @@ def rest_router(api: Api) -> APIRouter:
     def ab_test_results() -> dict:
         """Offline A/B result and the live online test."""
         return api.ab_test_results()
+
+    routes: dict[str, set[str]] = {}
+    for route in router.routes:
+        routes.setdefault(route.path, set()).update(route.methods)  # type: ignore[attr-defined]
+
+    @router.api_route("/{unknown:path}", methods=ANY_METHOD, include_in_schema=False)
+    def not_here(request: Request) -> None:
+        """404 for unknown /api/ paths, 405 (with Allow) for a known path's other methods."""
+        allowed = sorted(routes.get(request.url.path, ()))
+        if allowed:
+            raise HTTPException(405, "Method Not Allowed", headers={"allow": ", ".join(allowed)})
+        raise HTTPException(404, f"No such route: see /api/docs for the {len(routes)} routes")
 
     return router
 

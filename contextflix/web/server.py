@@ -13,7 +13,7 @@ import gradio as gr
 import yaml
 from fastapi import FastAPI
 
-from contextflix.web.api import Api
+from contextflix.web.api import Api, publish_only_the_api, short_argument_errors
 from contextflix.web.events import EventLog
 from contextflix.web.identity import VisitorCookieMiddleware, VisitorIds
 from contextflix.web.limits import ApiConfig
@@ -183,6 +183,8 @@ def create_app(service: Any, settings: Settings, bundle_dir: Path | None = None)
     demo = build_ui(api, ui_config)
     demo.queue(default_concurrency_limit=8)
     demo.state_session_capacity = api_config.gradio_sessions  # each keeps its last inputs
+    publish_only_the_api(demo)
+    short_argument_errors(demo)
 
     app = FastAPI(
         title="ContextFlix API",
