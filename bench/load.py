@@ -1,25 +1,33 @@
 """Load test of the served app: N client processes for T seconds against REST /api/recommend,
 the Gradio /recommend endpoint and a trivial Gradio endpoint (/movie_genres, the floor of the
-queue and transport cost). Prints throughput, p50/p95 latency and errors per target.
+queue and transport cost). Prints throughput, p50/p95/p99 latency and errors per target.
 
     python bench/load.py                          # starts app.py on a demo bundle itself
     python bench/load.py --url http://host:7860   # an app that is already running
     python bench/load.py --clients 8 --seconds 20
+    python bench/load.py --targets rest --hostile 4   # REST under a hostile mix
 
-Requests vary user and context so the service's LRU cache does not answer everything.
+``--hostile H`` adds H clients that send, in turn, 5 MB bodies (declared and chunked), a 1 MB
+value in a body just under the limit, 8 KB search queries and 900 KB histories to the Gradio
+endpoint under a fresh session id each time; the table then shows the normal requests' latency
+while that runs, and the server's memory (RSS) before and after. Requests vary user and
+context so the service's LRU cache does not answer everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import random
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 from contextlib import nullcontext
 from pathlib import Path
+from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -64,26 +72,128 @@ def _worker(target: str, url: str, seconds: float, seed: int, out: mp.Queue) -> 
     out.put((latencies, errors))
 
 
-def run(target: str, url: str, clients: int, seconds: float) -> dict:
+def _hostile(url: str, seconds: float, seed: int, out: mp.Queue) -> None:
+    """One hostile client cycling through the attacks; reports how many it sent and how many
+    got an answer other than the expected refusal (4xx)."""
+    import httpx
+
+    rng = random.Random(seed)
+    http = httpx.Client(base_url=url, timeout=60)
+    json_type = {"content-type": "application/json"}
+    config = http.get("/config").json()
+    recommend = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "recommend")
+    big = b'{"history": [' + b"1," * 2_500_000 + b"1]}"  # 5 MB
+
+    def chunked():
+        yield big
+
+    # payloads built once: the hostile clients should spend the CPU they share with the
+    # server on sending, not on building
+    huge_value = json.dumps({"history": [1], "model": "x" * 1_000_000}).encode()
+    query = {"query": " ".join(["matrix"] * 1150)}
+    join = json.dumps(_gradio_join(rng, recommend)).encode()
+    attacks = [
+        lambda: http.post("/api/recommend", content=big, headers=json_type),
+        lambda: http.post("/api/recommend", content=chunked(), headers=json_type),
+        lambda: http.post("/api/recommend", content=huge_value, headers=json_type),
+        lambda: http.get("/api/movies", params=query),
+        lambda: http.post(
+            "/gradio_api/queue/join",
+            content=join.replace(b"SESSION", uuid.uuid4().hex.encode()),
+            headers=json_type,
+        ),
+    ]
+    sent = unexpected = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        try:
+            status = attacks[sent % len(attacks)]().status_code
+            unexpected += status < 400 and sent % len(attacks) != 4  # the Gradio call queues
+        except httpx.HTTPError:
+            pass  # a refused upload may close the connection mid-send: that is the point
+        sent += 1
+    out.put((sent, unexpected))
+
+
+def _gradio_join(rng: random.Random, fn_index: int) -> dict:
+    """A Gradio recommend call with a 700 KB history under a new session id: what Gradio keeps
+    per session is what this tries to pile up."""
+    history = [rng.randint(1, 9000) for _ in range(130_000)]
+    return {
+        "data": [None, history, None, None, None, 10, None, True, "hybrid"],
+        "fn_index": fn_index,
+        "session_hash": "SESSION",
+        "event_data": None,
+        "trigger_id": None,
+    }
+
+
+def _server_pid(url: str) -> int | None:
+    """The pid listening on the URL's port (Linux /proc; None elsewhere or for remote URLs)."""
+    port = urlparse(url).port
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            return None
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            links = {str(fd.readlink()) for fd in (proc / "fd").iterdir()}
+        except OSError:
+            continue
+        if any(f"socket:[{inode}]" in links for inode in inodes):
+            return int(proc.name)
+    return None
+
+
+def _rss_mb(pid: int | None) -> float:
+    if pid is None:
+        return float("nan")
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run(target: str, url: str, clients: int, seconds: float, hostile: int = 0) -> dict:
     queue: mp.Queue = mp.Queue()
+    bad: mp.Queue = mp.Queue()
     procs = [
         mp.Process(target=_worker, args=(target, url, seconds, i, queue)) for i in range(clients)
     ]
+    procs += [
+        mp.Process(target=_hostile, args=(url, seconds, 1000 + i, bad)) for i in range(hostile)
+    ]
     for p in procs:
         p.start()
-    results = [queue.get() for _ in procs]
+    results = [queue.get() for _ in range(clients)]
+    attacks = [bad.get() for _ in range(hostile)]
     for p in procs:
         p.join()
     latencies = sorted(x for lat, _ in results for x in lat)
     errors = sum(e for _, e in results)
     n = len(latencies)
+
+    def pct(q: float) -> float:
+        return 1000 * latencies[int(q * (n - 1))] if n else float("nan")
+
     return {
-        "target": target,
+        "target": target + (f" + {hostile} hostile" if hostile else ""),
         "requests": n,
         "rps": n / seconds,
         "p50_ms": 1000 * statistics.median(latencies) if n else float("nan"),
-        "p95_ms": 1000 * latencies[int(0.95 * (n - 1))] if n else float("nan"),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
         "errors": errors,
+        "hostile_sent": sum(s for s, _ in attacks),
+        "hostile_unexpected": sum(u for _, u in attacks),
     }
 
 
@@ -95,6 +205,7 @@ def main() -> None:
     parser.add_argument(
         "--targets", default="rest,gradio,gradio_trivial", help="comma-separated subset"
     )
+    parser.add_argument("--hostile", type=int, default=0, help="hostile clients beside them")
     args = parser.parse_args()
 
     if args.url:
@@ -105,14 +216,27 @@ def main() -> None:
         root = Path(tempfile.mkdtemp(prefix="contextflix-bench-"))
         server = running_app(build_demo_bundle(root / "bundle"), root / "app")
     with server as url:
-        rows = [run(t, url, args.clients, args.seconds) for t in args.targets.split(",")]
+        pid = _server_pid(url)
+        rss_before = _rss_mb(pid)
+        rows = [
+            run(t, url, args.clients, args.seconds, args.hostile) for t in args.targets.split(",")
+        ]
+        rss_after = _rss_mb(pid)
     print(f"\n{args.clients} clients x {args.seconds:g} s each target ({url})")
-    print(f"{'target':<16}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'errors':>8}")
+    print(
+        f"{'target':<24}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+        f"{'errors':>8}"
+    )
     for r in rows:
         print(
-            f"{r['target']:<16}{r['requests']:>10}{r['rps']:>9.1f}{r['p50_ms']:>9.1f}"
-            f"{r['p95_ms']:>9.1f}{r['errors']:>8}"
+            f"{r['target']:<24}{r['requests']:>10}{r['rps']:>9.1f}{r['p50_ms']:>9.1f}"
+            f"{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['errors']:>8}"
         )
+    if args.hostile:
+        sent = sum(r["hostile_sent"] for r in rows)
+        unexpected = sum(r["hostile_unexpected"] for r in rows)
+        print(f"hostile requests sent: {sent} (answered other than 4xx: {unexpected})")
+    print(f"server RSS: {rss_before:.0f} MB before, {rss_after:.0f} MB after")
 
 
 if __name__ == "__main__":

@@ -188,9 +188,7 @@ class EventLog:
         (the oldest visitors go first, with their pairs)."""
         keep = int(self.limits.max_rows * 0.9)
         db = self._db
-        db.execute(
-            "DELETE FROM events WHERE rowid <= (SELECT max(rowid) FROM events) - ?", (keep,)
-        )
+        db.execute("DELETE FROM events WHERE rowid <= (SELECT max(rowid) FROM events) - ?", (keep,))
         self._rows = db.execute("SELECT count(*) FROM events").fetchone()[0]
         while True:
             n_pairs, n_visitors = (

@@ -34,6 +34,7 @@ class ApiConfig:
     """The ``api`` block of configs/app.yaml, plus the event limits from ``events``."""
 
     max_body_bytes: int = 1_048_576
+    gradio_max_body_bytes: int = 32_768  # Gradio keeps each session's last inputs in memory
     cors_origins: tuple[str, ...] = ("*",)
     mcp_server: bool = True
     gradio_sessions: int = 500  # Gradio keeps each session's last inputs; at most this many
@@ -48,6 +49,7 @@ class ApiConfig:
         known = {f.name for f in fields(EventLimits)}
         return cls(
             max_body_bytes=int(api.get("max_body_bytes", cls.max_body_bytes)),
+            gradio_max_body_bytes=int(api.get("gradio_max_body_bytes", cls.gradio_max_body_bytes)),
             cors_origins=tuple(api.get("cors_origins") or cls.cors_origins),
             mcp_server=bool(api.get("mcp_server", cls.mcp_server)),
             gradio_sessions=int(api.get("gradio_sessions", cls.gradio_sessions)),

@@ -5,7 +5,8 @@ events pass through untouched, and so a body limit can refuse a request before a
 parser has seen, let alone buffered, its body.
 
 - ``BodyLimit``: at most ``max_bytes`` of request body, counted as it arrives (so a chunked
-  body without Content-Length is caught too); 413 at once when Content-Length says more.
+  body without Content-Length is caught too); 413 at once when Content-Length says more. Gradio's
+  routes get a smaller limit: Gradio keeps each session's last inputs in memory.
 - ``ErrorShape``: every 4xx/5xx answer, from any route, Gradio's included, becomes
   ``{"error": message}`` with the message cut to a short length; every answer carries the API
   version header.
@@ -80,18 +81,26 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413 before any parsing."""
+    """Refuse request bodies over ``max_bytes`` with 413 before any parsing; paths under a
+    prefix of ``smaller`` get that prefix's (smaller) limit."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: Any, max_bytes: int, smaller: dict[str, int] | None = None) -> None:
+        self.app, self.max_bytes, self.smaller = app, max_bytes, smaller or {}
+
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.smaller.items():
+            if path.startswith(prefix):
+                return min(limit, self.max_bytes)
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        message = {"error": f"request body too large: at most {self.max_bytes} bytes"}
+        max_bytes = self._limit(scope.get("path", ""))
+        message = {"error": f"request body too large: at most {max_bytes} bytes"}
         declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
             await send_json(send, 413, message, [(b"connection", b"close")])
             return
         received, started, exceeded = 0, False, False
@@ -101,7 +110,7 @@ class BodyLimit:
             event = await receive()
             if event["type"] == "http.request":
                 received += len(event.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     exceeded = True
                     raise BodyTooLarge
             return event

@@ -255,6 +255,10 @@ def install_http_layers(app: FastAPI, api: Api, config: ApiConfig) -> None:
         return identities[id(service)]
 
     app.add_middleware(HttpCaching, bundle_identity=identity)
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=config.max_body_bytes,
+        smaller={"/gradio_api/": config.gradio_max_body_bytes},
+    )
     app.add_middleware(ApiCors, origins=config.cors_origins)
     app.add_middleware(ErrorShape)
