@@ -7,7 +7,7 @@ queue and transport cost). Prints throughput, p50/p95/p99 latency and errors per
     python bench/load.py --clients 8 --seconds 20
     python bench/load.py --targets rest --hostile 4   # REST under a hostile mix
 
-``--hostile H`` adds H clients that send, in turn, 5 MB bodies (declared and chunked), a 1 MB
+``--hostile H`` adds H clients that send (``--hostile-rate`` a second each), in turn, 5 MB bodies (declared and chunked), a 1 MB
 value in a body just under the limit, 8 KB search queries and 900 KB histories to the Gradio
 endpoint under a fresh session id each time; the table then shows the normal requests' latency
 while that runs, and the server's memory (RSS) before and after. Requests vary user and
@@ -72,9 +72,10 @@ def _worker(target: str, url: str, seconds: float, seed: int, out: mp.Queue) -> 
     out.put((latencies, errors))
 
 
-def _hostile(url: str, seconds: float, seed: int, out: mp.Queue) -> None:
-    """One hostile client cycling through the attacks; reports how many it sent and how many
-    got an answer other than the expected refusal (4xx)."""
+def _hostile(url: str, seconds: float, rate: float, seed: int, out: mp.Queue) -> None:
+    """One hostile client cycling through the attacks, ``rate`` a second (paced: on a shared
+    2-core machine an unpaced client would measure its own CPU use, not the server's); reports
+    how many it sent and how many got an answer other than the expected refusal (4xx)."""
     import httpx
 
     rng = random.Random(seed)
@@ -104,8 +105,10 @@ def _hostile(url: str, seconds: float, seed: int, out: mp.Queue) -> None:
         ),
     ]
     sent = unexpected = 0
-    deadline = time.perf_counter() + seconds
+    begin = time.perf_counter()
+    deadline = begin + seconds
     while time.perf_counter() < deadline:
+        time.sleep(max(0.0, begin + sent / rate - time.perf_counter()))
         try:
             status = attacks[sent % len(attacks)]().status_code
             unexpected += status < 400 and sent % len(attacks) != 4  # the Gradio call queues
@@ -162,14 +165,17 @@ def _rss_mb(pid: int | None) -> float:
     return float("nan")
 
 
-def run(target: str, url: str, clients: int, seconds: float, hostile: int = 0) -> dict:
+def run(
+    target: str, url: str, clients: int, seconds: float, hostile: int = 0, rate: float = 10
+) -> dict:
     queue: mp.Queue = mp.Queue()
     bad: mp.Queue = mp.Queue()
     procs = [
         mp.Process(target=_worker, args=(target, url, seconds, i, queue)) for i in range(clients)
     ]
     procs += [
-        mp.Process(target=_hostile, args=(url, seconds, 1000 + i, bad)) for i in range(hostile)
+        mp.Process(target=_hostile, args=(url, seconds, rate, 1000 + i, bad))
+        for i in range(hostile)
     ]
     for p in procs:
         p.start()
@@ -206,6 +212,7 @@ def main() -> None:
         "--targets", default="rest,gradio,gradio_trivial", help="comma-separated subset"
     )
     parser.add_argument("--hostile", type=int, default=0, help="hostile clients beside them")
+    parser.add_argument("--hostile-rate", type=float, default=10, help="requests/s of each")
     args = parser.parse_args()
 
     if args.url:
@@ -219,7 +226,8 @@ def main() -> None:
         pid = _server_pid(url)
         rss_before = _rss_mb(pid)
         rows = [
-            run(t, url, args.clients, args.seconds, args.hostile) for t in args.targets.split(",")
+            run(t, url, args.clients, args.seconds, args.hostile, args.hostile_rate)
+            for t in args.targets.split(",")
         ]
         rss_after = _rss_mb(pid)
     print(f"\n{args.clients} clients x {args.seconds:g} s each target ({url})")
@@ -235,7 +243,10 @@ def main() -> None:
     if args.hostile:
         sent = sum(r["hostile_sent"] for r in rows)
         unexpected = sum(r["hostile_unexpected"] for r in rows)
-        print(f"hostile requests sent: {sent} (answered other than 4xx: {unexpected})")
+        print(
+            f"hostile requests sent: {sent} ({args.hostile} clients x {args.hostile_rate:g}/s;"
+            f" answered other than 4xx: {unexpected})"
+        )
     print(f"server RSS: {rss_before:.0f} MB before, {rss_after:.0f} MB after")
 
 
