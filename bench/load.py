@@ -6,6 +6,7 @@ queue and transport cost). Prints throughput, p50/p95/p99 latency and errors per
     python bench/load.py --url http://host:7860   # an app that is already running
     python bench/load.py --clients 8 --seconds 20
     python bench/load.py --targets rest --hostile 4   # REST under a hostile mix
+    python bench/load.py --sessions 1000              # memory of many large Gradio sessions
 
 ``--hostile H`` adds H clients that send (``--hostile-rate`` a second each), in turn, 5 MB bodies (declared and chunked), a 1 MB
 value in a body just under the limit, 8 KB search queries and 900 KB histories to the Gradio
@@ -118,10 +119,11 @@ def _hostile(url: str, seconds: float, rate: float, seed: int, out: mp.Queue) ->
     out.put((sent, unexpected))
 
 
-def _gradio_join(rng: random.Random, fn_index: int) -> dict:
-    """A Gradio recommend call with a 700 KB history under a new session id: what Gradio keeps
-    per session is what this tries to pile up."""
-    history = [rng.randint(1, 9000) for _ in range(130_000)]
+def _gradio_join(rng: random.Random, fn_index: int, n_history: int = 5000) -> dict:
+    """A Gradio recommend call with a long history (5,000 ids: just under Gradio's body
+    limit) under a session id to fill in: what Gradio keeps per session is what this tries
+    to pile up."""
+    history = [rng.randint(1000, 9999) for _ in range(n_history)]
     return {
         "data": [None, history, None, None, None, 10, None, True, "hybrid"],
         "fn_index": fn_index,
@@ -203,6 +205,30 @@ def run(
     }
 
 
+def sessions(url: str, n: int) -> None:
+    """``n`` Gradio calls, each under a new session id with the largest input Gradio's body
+    limit lets through; prints the server's RSS before and after (Gradio keeps every session's
+    last inputs, up to ``api.gradio_sessions`` sessions)."""
+    import httpx
+
+    pid = _server_pid(url)
+    with httpx.Client(base_url=url, timeout=60) as http:
+        config = http.get("/config").json()
+        fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "recommend")
+        join = json.dumps(_gradio_join(random.Random(0), fn)).encode()
+        before = _rss_mb(pid)
+        statuses: dict[int, int] = {}
+        for _ in range(n):
+            body = join.replace(b"SESSION", uuid.uuid4().hex.encode())
+            status = http.post("/gradio_api/queue/join", content=body,
+                               headers={"content-type": "application/json"}).status_code  # fmt: skip
+            statuses[status] = statuses.get(status, 0) + 1
+        time.sleep(5)  # let the queue finish
+        after = _rss_mb(pid)
+    print(f"{n} Gradio sessions with a {len(join) // 1024} KB input each: answers {statuses}")
+    print(f"server RSS: {before:.0f} MB before, {after:.0f} MB after")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running app (default: start app.py on a demo bundle)")
@@ -213,6 +239,9 @@ def main() -> None:
     )
     parser.add_argument("--hostile", type=int, default=0, help="hostile clients beside them")
     parser.add_argument("--hostile-rate", type=float, default=10, help="requests/s of each")
+    parser.add_argument(
+        "--sessions", type=int, default=0, help="instead: this many large Gradio sessions"
+    )
     args = parser.parse_args()
 
     if args.url:
@@ -223,6 +252,9 @@ def main() -> None:
         root = Path(tempfile.mkdtemp(prefix="contextflix-bench-"))
         server = running_app(build_demo_bundle(root / "bundle"), root / "app")
     with server as url:
+        if args.sessions:
+            sessions(url, args.sessions)
+            return
         pid = _server_pid(url)
         rss_before = _rss_mb(pid)
         rows = [
