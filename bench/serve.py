@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     load_what = "load_bundle + index (SHA-256 checks included)"
 
     rng = np.random.default_rng(args.seed)
-    user_ids = service._user_ids
+    user_ids = service.catalog.user_ids
     contexts = [None, *TIMES_OF_DAY]
     devices = [None, *DEVICES]
     plan = [
@@ -203,14 +203,14 @@ def main(argv: list[str] | None = None) -> None:
         service.recommend(user_id=user, time_of_day=tod, device=dev)
         hits.append((time.perf_counter() - t) * 1000)
 
-    visitor = [int(i) for i in service._item_ids[service._popular_order[:5]]]
+    visitor = [int(i) for i in service.catalog.item_ids[service.catalog.popular_order[:5]]]
     visits = []
     for _ in range(200):
         t = time.perf_counter()
         service.recommend(history=visitor, time_of_day="evening", device="tv", cache=False)
         visits.append((time.perf_counter() - t) * 1000)
 
-    items = rng.choice(service._item_ids[service._popular_order[:2000]], 500)
+    items = rng.choice(service.catalog.item_ids[service.catalog.popular_order[:2000]], 500)
     sims = []
     for item in items:
         t = time.perf_counter()

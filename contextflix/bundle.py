@@ -1,10 +1,17 @@
 """A bundle: everything serving needs, in one folder that is also a Hugging Face model repo.
 
-Layout (DESIGN.md, "Bundle"): ``config.json`` (id maps, context vocabulary, each model's
-constructor arguments, training info, versions), one ``<model>.safetensors`` per present model,
-``catalog.parquet``, ``interactions.parquet``, ``users.parquet``, ``metrics.json`` (once
-evaluated), ``reports/``, a generated ``README.md`` model card and ``manifest.json`` (SHA-256 of
-every other file).
+Layout (docs/architecture.md, "The bundle"): ``config.json`` (id maps, context vocabulary and
+the context config's values, each model's constructor arguments, the data licence, training
+info, versions), one ``<model>.safetensors`` per present model, ``catalog.parquet``,
+``interactions.parquet``, ``users.parquet``, ``metrics.json`` (once evaluated), ``reports/``,
+``docs/`` (the protocols and architecture the card links to), a generated ``README.md`` model
+card and ``manifest.json`` (SHA-256 of every other file).
+
+Licence-aware publishing: interactions and users are copies of the data set. When its licence
+forbids redistribution (contextflix.data.licences), a push leaves them out (contextflix.hub)
+and ``load_bundle`` rebuilds them from the data set itself (a local copy or the checksummed
+download), checking them against the content digests config.json recorded
+(contextflix.bundle_data).
 
 Loading never unpickles: JSON, safetensors and parquet only. A model is rebuilt from its
 config, then every tensor's shape is checked against what that model expects before the
@@ -12,6 +19,9 @@ weights go in, so a bundle that does not match the code is refused with a messag
 tensor, not with a cryptic ``load_state_dict`` error. A missing optional model (absent from
 the config) is fine: serving degrades. A model the config names whose file is missing or
 broken is an error.
+
+Export and load share this one file (a little over 400 lines) on purpose: what the writer puts
+in a bundle and what the reader checks stay side by side, so the format cannot drift apart.
 """
 
 from __future__ import annotations
@@ -34,7 +44,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from contextflix.bundle_data import (
+    DATA_TABLES,
+    rebuild_data_tables,
+    table_records,
+    withheld_files,
+)
+from contextflix.card import model_card
+from contextflix.data import DataError
 from contextflix.data.context import DEVICES, TIMES_OF_DAY, DeviceSimulation
+from contextflix.data.licences import data_licence
 from contextflix.models.collaborative import MatrixFactorization
 from contextflix.models.content import ContentModel
 from contextflix.models.hybrid import ContextHybrid
@@ -62,6 +81,9 @@ CONFIG = "config.json"
 METRICS = "metrics.json"
 CARD = "README.md"
 REPORTS = "reports"
+DOCS = "docs"
+DOCS_SOURCE = Path(__file__).resolve().parents[1] / DOCS  # the source tree's docs/
+DOC_FILES = ("protocols.md", "architecture.md")
 
 
 class BundleError(Exception):
@@ -110,11 +132,13 @@ def export_bundle(
     """Write ``bundle`` to the folder ``path`` (replacing it) and return that path.
 
     ``bundle.config`` supplies what only the caller knows: ``name``, ``dataset``, ``training``
-    (hyper-parameters, epochs, seeds...) and optionally ``context.device_simulation`` (the
-    parameters the data set was built with; DeviceSimulation() defaults if absent). Everything
-    derivable (id maps, vocabulary, model configs, versions, date, hardware) is filled in here.
-    ``card_extra`` entries are merged into the model card's front matter. ``reports_dir``
-    (default: the loaded bundle's own ``reports/``) is copied to ``reports/``.
+    (hyper-parameters, epochs, seeds...) and optionally ``context`` (``config``: the context
+    config file, ``device_simulation``: the parameters the data set was built with;
+    DeviceSimulation() defaults if absent) and ``data_licence`` (default: the data set's, from
+    contextflix.data.licences). Everything derivable (id maps, vocabulary, model configs, the
+    data tables' content digests, versions, date, hardware) is filled in here. ``card_extra``
+    entries are merged into the model card's front matter. ``reports_dir`` (default: the
+    loaded bundle's own ``reports/``) is copied to ``reports/``.
 
     Everything is written to a temporary sibling folder first and renamed into place, so a
     failed export never leaves a half-written bundle where a good one is expected.
@@ -143,7 +167,9 @@ def export_bundle(
             _write_json(tmp / METRICS, bundle.metrics)
         if reports_dir is not None:
             shutil.copytree(reports_dir, tmp / REPORTS)
-        (tmp / CARD).write_text(model_card(config, bundle.metrics, card_extra), encoding="utf-8")
+        _copy_docs(tmp / DOCS)
+        card = model_card(config, bundle.metrics, withheld_files(config), card_extra)
+        card.save(tmp / CARD)
         _write_json(tmp / MANIFEST, {"algorithm": "sha256", "files": _digests(tmp)})
         _swap_into_place(tmp, path)
     except BaseException:
@@ -160,6 +186,14 @@ def _frame(bundle: Bundle, table: str) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def _copy_docs(target: Path) -> None:
+    """The documents the model card links to, when ContextFlix runs from its source tree."""
+    for name in DOC_FILES:
+        if (DOCS_SOURCE / name).is_file():
+            target.mkdir(exist_ok=True)
+            shutil.copyfile(DOCS_SOURCE / name, target / name)
+
+
 def _model_config(model: nn.Module) -> dict:
     """Constructor arguments (SequentialRecommender keeps them as a dict, the others a method)."""
     config = model.config
@@ -172,6 +206,10 @@ def _full_config(bundle: Bundle) -> dict:
     config = {"format_version": FORMAT_VERSION, **given}
     config["format_version"] = FORMAT_VERSION
     config.setdefault("dataset", None)
+    config["data_licence"] = (
+        given.get("data_licence") or data_licence(str(config["dataset"])).as_dict()
+    )
+    config["data_tables"] = table_records({t: _frame(bundle, t) for t in DATA_TABLES})
     config["item_ids"] = [int(i) for i in bundle.catalog["item_id"]]
     config["user_ids"] = [int(u) for u in bundle.users["user_id"]]
     config["context"] = {
@@ -179,6 +217,7 @@ def _full_config(bundle: Bundle) -> dict:
         "devices": list(DEVICES),
         "unknown_index": UNKNOWN,
         "device_simulated": True,
+        "config": context.get("config"),
         "device_simulation": context.get("device_simulation", DeviceSimulation().as_dict()),
     }
     config["models"] = {name: _model_config(m) for name, m in bundle.named_models().items()}
@@ -249,12 +288,17 @@ def _swap_into_place(tmp: Path, path: Path) -> None:
 # --- load -----------------------------------------------------------------------------------
 
 
-def load_bundle(path: str | Path) -> Bundle:
+def load_bundle(path: str | Path, data_dir: str | Path | None = None) -> Bundle:
     """Read and verify a bundle folder; every problem is a ``BundleError`` naming the file.
 
     Checks, in order: the format version, that every file the config and manifest name is
     there, every file's SHA-256 against the manifest, and every tensor's shape against the
     model its config builds. Models come back in eval mode.
+
+    A bundle published without its data tables (its data set may not be redistributed) gets
+    them rebuilt from the data set (``load_dataset`` with ``data_dir``, then
+    $CONTEXTFLIX_DATA_DIR, the cache or a checksummed download) and checked against the
+    digests config.json recorded.
     """
     path = Path(path)
     if not path.is_dir():
@@ -272,10 +316,18 @@ def load_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"{path / CONFIG}: unknown models {unknown}")
     if "popularity" not in models_config:
         raise BundleError(f"{path / CONFIG}: the popularity model is required (the fallback)")
-    _verify_files(path, [f"{name}.safetensors" for name in models_config])
+    rebuild = [
+        table
+        for table in DATA_TABLES
+        if f"{table}.parquet" in withheld_files(config) and not (path / f"{table}.parquet").exists()
+    ]
+    _verify_files(path, [f"{name}.safetensors" for name in models_config], rebuild)
 
     models = {name: _load_model(path, name, cfg) for name, cfg in models_config.items()}
-    catalog, interactions, users = (_read_table(path, table) for table in TABLES)
+    tables = {t: _read_table(path, t) for t in TABLES if t not in rebuild}
+    if rebuild:
+        tables.update(_rebuild(path, config, rebuild, data_dir))
+    catalog, interactions, users = (tables[t] for t in TABLES)
     catalog["genres"] = catalog["genres"].map(list)
     _check_ids(path, config, catalog, users)
     return Bundle(
@@ -306,15 +358,20 @@ def _read_json(folder: Path, name: str) -> dict:
         raise BundleError(f"{file}: not valid JSON ({error})") from error
 
 
-def _verify_files(folder: Path, model_files: list[str]) -> None:
+def _verify_files(folder: Path, model_files: list[str], rebuild: list[str]) -> None:
     manifest = _read_json(folder, MANIFEST).get("files", {})
+    absent = {f"{t}.parquet" for t in rebuild}  # rebuilt from the data set, checked there
     required = [CONFIG, *model_files, *(f"{t}.parquet" for t in TABLES)]
     for name in required:
+        if name in absent:
+            continue
         if not (folder / name).is_file():
             raise BundleError(f"{folder}: missing file {name}")
         if name not in manifest:
             raise BundleError(f"{folder}: {name} is not listed in {MANIFEST}")
     for name, expected in manifest.items():
+        if name in absent:
+            continue
         file = folder / name
         if not file.is_file():
             raise BundleError(f"{folder}: missing file {name} (listed in {MANIFEST})")
@@ -351,6 +408,23 @@ def _load_model(folder: Path, name: str, config: dict) -> nn.Module:
     return model.eval()
 
 
+def _rebuild(
+    folder: Path, config: dict, tables: list[str], data_dir: str | Path | None
+) -> dict[str, pd.DataFrame]:
+    name = config.get("dataset")
+    try:
+        return rebuild_data_tables(config, tables, data_dir)
+    except (DataError, OSError) as error:
+        raise BundleError(
+            f"{folder}: this bundle ships without the {name} data ({', '.join(tables)}): its "
+            f"licence forbids redistribution, so it is rebuilt from your own copy of {name}, "
+            f"which is not available. Put the {name} files in $CONTEXTFLIX_DATA_DIR/{name}/ "
+            f"(or pass data_dir), or allow the download from GroupLens. ({error})"
+        ) from None
+    except (KeyError, ValueError) as error:
+        raise BundleError(f"{folder}: cannot rebuild the {name} data: {error}") from None
+
+
 def _read_table(folder: Path, table: str) -> pd.DataFrame:
     file = folder / f"{table}.parquet"
     try:
@@ -375,171 +449,3 @@ def _check_ids(folder: Path, config: dict, catalog: pd.DataFrame, users: pd.Data
             raise BundleError(
                 f"{folder}: model {name!r} has n_items={n_items} but the catalog {len(catalog)} rows"
             )
-
-
-# --- model card -----------------------------------------------------------------------------
-
-GROUPLENS_CITATION = """@article{harper2015movielens,
-  author  = {Harper, F. Maxwell and Konstan, Joseph A.},
-  title   = {The MovieLens Datasets: History and Context},
-  journal = {ACM Transactions on Interactive Intelligent Systems (TiiS)},
-  volume  = {5},
-  number  = {4},
-  pages   = {19:1--19:19},
-  year    = {2015},
-  doi     = {10.1145/2827872}
-}"""
-METRIC_ORDER = ("hr@10", "ndcg@10", "mrr@10", "precision@10", "recall@10", "rmse")
-MODEL_ORDER = (
-    "popularity",
-    "collaborative",
-    "content",
-    "sequential",
-    "hybrid_no_context",
-    "hybrid",
-)
-
-
-def model_card(config: dict, metrics: dict | None, extra: dict | None = None) -> str:
-    """The README.md: Hub front matter, then what it is, metrics, protocols, data, licence."""
-    dataset = config.get("dataset") or "MovieLens"
-    simulation = config["context"]["device_simulation"]
-    front = {
-        "library_name": "pytorch",
-        "tags": ["recommender-system", "movielens", "context-aware", "pytorch-lightning"],
-        "datasets": [dataset],
-        "license": "other",
-        "license_name": "grouplens-movielens",
-        "license_link": "https://grouplens.org/datasets/movielens/",
-        "model-index": _model_index(config["name"], dataset, metrics),
-        **(extra or {}),
-    }
-    if not front["model-index"]:
-        del front["model-index"]  # the Hub rejects an empty one; no metrics, no index
-    models = ", ".join(config["models"])
-    default_effect = DeviceSimulation().genre_effect
-    sections = [
-        f"# {config['name']}",
-        "## What it is",
-        f"A context-aware movie recommender trained on MovieLens `{dataset}` by ContextFlix: "
-        "context-aware popularity, biased matrix factorisation, a content model over genres, "
-        "year and tags, and a SASRec-style sequential Transformer, mixed by a hybrid whose "
-        "weights depend on the time of day, the device and the history length "
-        f"(`hybrid_no_context` is the same hybrid blind to context). Models in this bundle: {models}.",
-        "## Metrics",
-        _metrics_table(metrics),
-        "## Protocols",
-        "Defined in ContextFlix's PROTOCOLS.md.\n\n"
-        "- **S (top-N):** per user, ratings sorted by time; the last is the test target, the "
-        "second-last the validation target, earlier ones train. Full ranking over every rated "
-        "item minus the user's history, no sampled negatives; HR, NDCG, MRR, precision and "
-        "recall at 10 with 95% bootstrap intervals over users (1,000 resamples, seed 0). The "
-        "models here are the ones trained on S's train part; `interactions.parquet` holds the "
-        "train and validation interactions, so serving a data-set user reproduces the test ranking.\n"
-        "- **R (rating prediction):** a seeded 90/10 random split of the ratings "
-        "(`default_rng(42)`), RMSE on the test part with predictions clipped to the rating "
-        "range; its figures come from a separate fit on R's train part.",
-        "## What is simulated",
-        "Time of day is real (each rating's timestamp in the user's time zone). **The device "
-        "is simulated** (MovieLens records none): each user gets a device mix from a Dirichlet "
-        "prior seeded by the user id, each session (ratings < 30 minutes apart) draws one "
-        f"device. Parameters used: `{json.dumps(simulation)}`. `genre_effect` (how much a "
-        f"session's first movie tilts the device) defaults to {default_effect} (off: the device "
-        "then carries no information about what is watched); this bundle used "
-        f"{simulation.get('genre_effect')}.",
-        "## Data licence",
-        "The MovieLens data are provided by GroupLens Research (University of Minnesota) under "
-        "their terms of use: research use; **no commercial use** without permission; no "
-        "redistribution without permission; cite the paper below. This bundle contains derived "
-        "data (the catalogue, training interactions and weights fitted to them) and falls under "
-        "the same terms. See https://grouplens.org/datasets/movielens/.",
-        "## Citation",
-        f"```bibtex\n{GROUPLENS_CITATION}\n```",
-        "## How to load",
-        "```python\nfrom contextflix.bundle import load_bundle\n\n"
-        'bundle = load_bundle("path/to/bundle")  # verifies checksums and tensor shapes\n'
-        "scores = bundle.models.scores(requests)  # contextflix.models.scoring.Requests\n```",
-        "## How to pull from the Hub",
-        "```python\nfrom contextflix.bundle import load_bundle\nfrom contextflix.hub import pull_bundle\n\n"
-        'bundle = load_bundle(pull_bundle("OWNER/NAME"))  # or "OWNER/NAME@revision"\n```\n\n'
-        "or `hf download OWNER/NAME --local-dir bundle`, or run the app with "
-        "`CONTEXTFLIX_BUNDLE=OWNER/NAME python app.py`.",
-    ]
-    return f"---\n{_yaml(front)}---\n\n" + "\n\n".join(sections) + "\n"
-
-
-def _model_index(name: str, dataset: str, metrics: dict | None) -> list[dict]:
-    """Hub ``model-index`` results: only values that metrics.json holds, one per model/protocol."""
-    results = []
-    for protocol, block in ((metrics or {}).get("protocols") or {}).items():
-        for model, values in (block.get("models") or {}).items():
-            entries = [
-                {"type": key, "value": value, "name": f"{key} (protocol {protocol}, {model})"}
-                for key, value in values.items()
-                if isinstance(value, int | float) and not isinstance(value, bool)
-            ]
-            if entries:
-                task = "top-n recommendation" if protocol == "S" else "rating prediction"
-                results.append(
-                    {
-                        "task": {"type": "recommendation", "name": f"{task} ({model})"},
-                        "dataset": {"type": dataset, "name": f"MovieLens {dataset}"},
-                        "metrics": entries,
-                    }
-                )
-    return [{"name": name, "results": results}] if results else []
-
-
-def _metrics_table(metrics: dict | None) -> str:
-    protocols = (metrics or {}).get("protocols") or {}
-    if not protocols:
-        return "Not evaluated: this bundle has no metrics.json yet."
-    parts = []
-    for protocol, block in protocols.items():
-        models = block.get("models") or {}
-        keys = {k for v in models.values() for k, x in v.items() if not k.endswith("_ci")}
-        columns = [k for k in METRIC_ORDER if k in keys] + sorted(keys - set(METRIC_ORDER))
-        order = [m for m in MODEL_ORDER if m in models] + sorted(set(models) - set(MODEL_ORDER))
-        size = {k: v for k, v in block.items() if k.startswith("n_")}
-        lines = [
-            f"Protocol {protocol} ({', '.join(f'{k} = {v}' for k, v in size.items())}); "
-            "95% intervals in brackets where computed.",
-            "",
-            "| model | " + " | ".join(columns) + " |",
-            "|---" * (len(columns) + 1) + "|",
-        ]
-        for model in order:
-            cells = [_cell(models[model], key) for key in columns]
-            lines.append(f"| {model} | " + " | ".join(cells) + " |")
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts)
-
-
-def _cell(values: dict, key: str) -> str:
-    value = values.get(key)
-    if not isinstance(value, int | float):
-        return "-"
-    interval = values.get(f"{key}_ci")
-    if isinstance(interval, list | tuple) and len(interval) == 2:
-        return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
-    return f"{value:.4f}"
-
-
-def _yaml(value: object, indent: int = 0) -> str:
-    """Block YAML for dicts/lists of JSON scalars (JSON scalars are valid YAML scalars)."""
-    pad = " " * indent
-    out = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(item, dict | list) and item:
-                out.append(f"{pad}{key}:\n{_yaml(item, indent + 2)}")
-            else:
-                out.append(f"{pad}{key}: {json.dumps(item)}\n")
-    else:
-        for item in value:
-            if isinstance(item, dict | list) and item:
-                nested = _yaml(item, indent + 2)
-                out.append(f"{pad}- {nested[indent + 2 :]}")
-            else:
-                out.append(f"{pad}- {json.dumps(item)}\n")
-    return "".join(out)

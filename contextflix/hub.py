@@ -1,9 +1,12 @@
 """Push a bundle to the Hugging Face Hub and pull it back, with one error type and clear messages.
 
-A bundle folder is already laid out as a model repo (DESIGN.md), so pushing is one
+A bundle folder is already laid out as a model repo (docs/architecture.md), so pushing is one
 ``upload_folder`` commit and pulling one ``snapshot_download`` restricted to the bundle's
-files. Every failure the user can fix (no token, wrong repo, wrong revision, no network)
-becomes a ``HubError`` whose message says what to do; the token is never printed.
+files. A push publishes what the data licence allows: a bundle of a data set that may not be
+redistributed goes without its data tables (contextflix.bundle_data), which ``load_bundle``
+rebuilds on the other side. Every failure the user can fix (no token, wrong repo, wrong
+revision, no network) becomes a ``HubError`` whose message says what to do; the token is
+never printed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from contextflix.bundle_data import withheld_files
+
 # Everything a bundle holds, and nothing else a repo might (e.g. .gitattributes, notebooks).
 BUNDLE_PATTERNS = [
     "config.json",
@@ -31,6 +36,7 @@ BUNDLE_PATTERNS = [
     "*.safetensors",
     "*.parquet",
     "reports/*",
+    "docs/*",
 ]
 NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
 
@@ -60,13 +66,13 @@ def push_bundle(
     """Upload the bundle folder ``path`` to the model repo ``repo_id`` in one commit.
 
     Creates the repo (``exist_ok``) and, when ``revision`` is given, that branch. Only the
-    files the bundle's manifest lists are uploaded, and remote bundle files that the new
-    bundle no longer has (e.g. a dropped model) are deleted in the same commit, so the repo
-    is exactly this bundle. Returns the commit URL. The token comes from ``token``, else
-    ``HF_TOKEN``, else the saved ``hf auth login``.
+    files ``publishable_files`` returns are uploaded, and remote bundle files that are not
+    among them (a dropped model, data tables a licence withholds) are deleted in the same
+    commit, so the repo is exactly what may be published of this bundle. Returns the commit
+    URL. The token comes from ``token``, else ``HF_TOKEN``, else the saved ``hf auth login``.
     """
     path = Path(path)
-    config, files = _bundle_files(path)
+    config, files, _ = publishable_files(path)
     token = token or get_token()
     if not token:
         raise HubError(NO_TOKEN)
@@ -123,14 +129,28 @@ def pull_bundle(
     return Path(folder)
 
 
-def _bundle_files(path: Path) -> tuple[dict, list[str]]:
-    """(config, files to upload) of a bundle folder: the manifest's files and the manifest."""
+def publishable_files(path: str | Path) -> tuple[dict, list[str], list[str]]:
+    """(config, files to upload, files the data licence withholds) of a bundle folder.
+
+    The files to upload are the manifest's and the manifest itself, less the withheld ones.
+    A bundle that records no data licence (exported by an older ContextFlix) is refused: what
+    it may publish is unknown until it is re-exported.
+    """
+    path = Path(path)
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise HubError(f"{path} is not a bundle folder ({error})") from None
-    return config, [*manifest.get("files", {}), "manifest.json"]
+    if "data_licence" not in config:
+        raise HubError(
+            f"{path} records no data licence (an older export), so what it may publish is "
+            f"unknown: re-export it first (python -m training evaluate --bundle {path} "
+            "--update-bundle)"
+        )
+    withheld = withheld_files(config)
+    files = [name for name in manifest.get("files", {}) if name not in withheld]
+    return config, [*files, "manifest.json"], withheld
 
 
 def _hub_error(error: Exception, repo_id: str, revision: str | None) -> HubError:

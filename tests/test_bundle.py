@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from safetensors.torch import load_file, save_file
 
 from contextflix import bundle as bundle_module
+from contextflix import bundle_data
 from contextflix.bundle import (
     FORMAT_VERSION,
     Bundle,
@@ -20,13 +23,18 @@ from contextflix.bundle import (
     export_bundle,
     load_bundle,
 )
-from contextflix.hub import BUNDLE_PATTERNS
+from contextflix.bundle_data import table_digest, withheld_files
+from contextflix.card import TAGS
+from contextflix.data import DownloadError, load_dataset
+from contextflix.data.licences import data_licence
+from contextflix.hub import BUNDLE_PATTERNS, publishable_files
 from contextflix.models.collaborative import MatrixFactorization
 from contextflix.models.content import ContentModel
 from contextflix.models.hybrid import ContextHybrid, standardise
 from contextflix.models.popularity import ContextPopularity
 from contextflix.models.scoring import SOURCES, BaseModels, Requests
 from contextflix.models.sequential import SequentialRecommender
+from tests.conftest import requires_ml100k
 
 N_USERS, N_ITEMS = 7, 12
 GENRES = ["Action", "Comedy", "Drama", "Romance"]
@@ -141,12 +149,7 @@ def _hybrid_outputs(bundle: Bundle, requests: Requests) -> list[torch.Tensor]:
                 requests.target_device,
                 requests.history_length,
             )
-            rating = hybrid.rating(
-                torch.full((len(requests),), 3.0),
-                requests.target_time_of_day,
-                requests.target_device,
-            )
-        out += [mixed, weights, rating]
+        out += [mixed, weights]
     return out
 
 
@@ -224,6 +227,8 @@ def test_loading_never_unpickles(exported, monkeypatch: pytest.MonkeyPatch) -> N
         "catalog.parquet",
         "interactions.parquet",
         "users.parquet",
+        "docs/protocols.md",
+        "docs/architecture.md",
         *(f"{m}.safetensors" for m in (*SOURCES, "hybrid", "hybrid_no_context")),
     }
 
@@ -328,32 +333,158 @@ def test_every_bundle_file_matches_the_hub_patterns(exported) -> None:
         assert any(fnmatch(file, pattern) for pattern in BUNDLE_PATTERNS), file
 
 
-def test_model_card_has_front_matter_metrics_and_licence(exported, tmp_path: Path) -> None:
+def test_model_card_is_a_hub_card_with_metrics_licence_and_docs(exported, tmp_path: Path) -> None:
     _, path = exported
-    card = (path / "README.md").read_text()
-    front, body = card.split("---\n")[1], card.split("---\n", 2)[2]
-    assert 'library_name: "pytorch"' in front
-    for tag in ("recommender-system", "movielens", "context-aware", "pytorch-lightning"):
-        assert f'- "{tag}"' in front
-    assert "model-index:" in front and "value: 0.375" in front and "value: 0.93" in front
+    card = ModelCard.load(path / "README.md")
+    assert card.data.library_name == "pytorch" and card.data.license == "other"
+    assert set(TAGS) <= set(card.data.tags) and card.data.datasets == ["tiny"]
+    values = {(r.metric_name, r.metric_value) for r in card.data.eval_results}
+    assert values == {  # only what metrics.json holds: no invented numbers
+        ("hr@10 (protocol S, popularity)", 0.5),
+        ("ndcg@10 (protocol S, popularity)", 0.25),
+        ("hr@10 (protocol S, hybrid)", 0.75),
+        ("ndcg@10 (protocol S, hybrid)", 0.375),
+        ("rmse (protocol R, collaborative)", 0.93),
+    }
+    body = card.text
     assert "0.3750 [0.2000, 0.5000]" in body and "| hybrid |" in body
-    assert "10.1145/2827872" in body and "no commercial use" in body
+    assert "10.1145/2827872" in body and "unknown licence of tiny" in body
+    assert "forbids redistribution" in body and "`interactions.parquet`" in body
     assert "genre_effect" in body and "defaults to 0.0" in body and "simulated" in body
     assert "from contextflix.bundle import load_bundle" in body and "pull_bundle" in body
-    assert "Protocol S" in body or "**S (top-N):**" in body
+    for doc in ("docs/protocols.md", "docs/architecture.md"):
+        assert f"]({doc})" in body and (path / doc).is_file(), doc
 
     bare = export_bundle(tiny_bundle(metrics=None), tmp_path / "bare")
-    bare_card = (bare / "README.md").read_text()
-    assert "Not evaluated" in bare_card and "model-index" not in bare_card.split("---\n")[1]
+    bare_card = ModelCard.load(bare / "README.md")
+    assert "Not evaluated" in bare_card.text and bare_card.data.eval_results is None
 
 
-def test_model_card_front_matter_is_valid_yaml(exported) -> None:
-    yaml = pytest.importorskip("yaml")
-    _, path = exported
-    front = yaml.safe_load((path / "README.md").read_text().split("---\n")[1])
-    assert front["library_name"] == "pytorch"
-    results = front["model-index"][0]["results"]
-    values = {(m["name"], m["value"]) for r in results for m in r["metrics"]}
-    assert ("ndcg@10 (protocol S, hybrid)", 0.375) in values
-    assert ("rmse (protocol R, collaborative)", 0.93) in values
-    assert len(values) == 5  # only what metrics.json holds: no invented numbers
+# --- licence-aware publishing ---------------------------------------------------------------
+
+
+def test_each_data_set_has_its_licence() -> None:
+    assert data_licence("ml-latest-small").redistributable
+    for name in ("ml-100k", "ml-1m", "ml-25m", "ml-32m", "ml-latest"):
+        licence = data_licence(name)
+        assert not licence.redistributable and "may not be redistributed" in licence.terms, name
+        assert "no commercial" in licence.terms and name in licence.name
+    assert data_licence("synthetic-ml-1m").redistributable
+    assert not data_licence("someone-elses-data").redistributable  # unknown: the safe side
+
+
+def test_bundle_records_licence_and_table_digests(exported) -> None:
+    original, path = exported
+    config = load_bundle(path).config
+    assert config["data_licence"] == data_licence("tiny").as_dict()
+    assert config["data_tables"]["interactions"] == {
+        "rows": len(original.interactions),
+        "sha256": table_digest(original.interactions),
+    }
+    assert withheld_files(config) == ["interactions.parquet", "users.parquet"]
+    assert (
+        withheld_files({**config, "data_licence": data_licence("ml-latest-small").as_dict()}) == []
+    )
+
+
+def real_bundle(dataset: str, licence: dict | None = None) -> Bundle:
+    """A bundle of a real data set with small untrained models: the data side is what counts."""
+    data = load_dataset(dataset)
+    served = data.served_interactions()
+    popularity = ContextPopularity.fit(
+        torch.as_tensor(served["item_idx"].to_numpy().copy()),
+        torch.as_tensor(served["time_of_day"].to_numpy().copy()),
+        torch.as_tensor(served["device"].to_numpy().copy()),
+        data.n_items,
+    )
+    mf = MatrixFactorization(data.n_users, data.n_items, 2, global_mean=3.5)
+    config = {
+        "name": f"test-{dataset}",
+        "dataset": dataset,
+        "context": {"device_simulation": data.device_simulation.as_dict()},
+    }
+    if licence is not None:
+        config["data_licence"] = licence
+    return Bundle(
+        config=config,
+        models=BaseModels(popularity=popularity, collaborative=_randomise(mf, 0)),
+        hybrid=None,
+        hybrid_no_context=None,
+        catalog=data.movies,
+        interactions=served,
+        users=data.users,
+        metrics=None,
+    )
+
+
+def published_copy(bundle_dir: Path, target: Path) -> Path:
+    """What a pull of the pushed bundle gives: exactly the files a push publishes."""
+    _, files, _ = publishable_files(bundle_dir)
+    for name in files:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(bundle_dir / name, target / name)
+    return target
+
+
+def _check_rebuilt(bundle: Bundle, tmp_path: Path) -> None:
+    path = export_bundle(bundle, tmp_path / "bundle")
+    _, files, withheld = publishable_files(path)
+    assert withheld == ["interactions.parquet", "users.parquet"]
+    assert not set(withheld) & set(files) and "manifest.json" in files
+    copy = published_copy(path, tmp_path / "published")
+    assert not (copy / "interactions.parquet").exists() and not (copy / "users.parquet").exists()
+
+    loaded = load_bundle(copy)
+    pd.testing.assert_frame_equal(loaded.interactions, load_bundle(path).interactions)
+    pd.testing.assert_frame_equal(loaded.users, load_bundle(path).users)
+    pd.testing.assert_frame_equal(loaded.interactions, bundle.interactions.reset_index(drop=True))
+    assert "forbids redistribution" in (copy / "README.md").read_text()
+
+
+def test_a_non_redistributable_bundle_is_published_without_data_and_rebuilt_on_load(
+    tmp_path: Path,
+) -> None:
+    """ml-latest-small under ml-100k's licence: the mechanism, on the data every machine has."""
+    licence = data_licence("ml-100k").as_dict()
+    _check_rebuilt(real_bundle("ml-latest-small", licence), tmp_path)
+
+
+@requires_ml100k
+def test_an_ml100k_bundle_is_published_without_data_and_rebuilt_on_load(tmp_path: Path) -> None:
+    bundle = real_bundle("ml-100k")
+    assert "zip" in bundle.users.columns  # the demographic columns come back too
+    _check_rebuilt(bundle, tmp_path)
+
+
+def test_a_redistributable_bundle_publishes_its_data(tmp_path: Path) -> None:
+    path = export_bundle(real_bundle("ml-latest-small"), tmp_path / "bundle")
+    _, files, withheld = publishable_files(path)
+    assert withheld == [] and {"interactions.parquet", "users.parquet"} <= set(files)
+
+
+def test_rebuild_without_the_data_set_says_which_and_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = real_bundle("ml-latest-small", data_licence("ml-100k").as_dict())
+    copy = published_copy(export_bundle(bundle, tmp_path / "b"), tmp_path / "published")
+
+    def unavailable(*args, **kwargs):
+        raise DownloadError("cannot download ml-latest-small.zip (offline)")
+
+    monkeypatch.setattr(bundle_data, "load_dataset", unavailable)
+    with pytest.raises(BundleError) as caught:
+        load_bundle(copy)
+    message = str(caught.value)
+    assert "ships without the ml-latest-small data" in message
+    assert "$CONTEXTFLIX_DATA_DIR/ml-latest-small/" in message and "offline" in message
+
+
+def test_rebuilt_data_that_differ_are_refused(tmp_path: Path) -> None:
+    bundle = real_bundle("ml-latest-small", data_licence("ml-100k").as_dict())
+    copy = published_copy(export_bundle(bundle, tmp_path / "b"), tmp_path / "published")
+    config = json.loads((copy / "config.json").read_text())
+    config["data_tables"]["interactions"]["sha256"] = "0" * 64
+    (copy / "config.json").write_text(json.dumps(config))
+    _rewrite_manifest(copy, "config.json")
+    with pytest.raises(BundleError, match="differ from what the models were trained on"):
+        load_bundle(copy)

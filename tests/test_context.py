@@ -1,14 +1,19 @@
-"""Context features: time zones, local time of day, sessions, simulated device."""
+"""Context features: time zones, local time of day, sessions, simulated device; the context config."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from contextflix.data import load_dataset
 from contextflix.data.context import (
     DEVICES,
     DeviceSimulation,
+    load_context_config,
     local_hours,
     sessions,
     simulate_devices,
@@ -16,6 +21,8 @@ from contextflix.data.context import (
     timezone_of_zip,
     user_timezones,
 )
+from training.data import RatingsDataModule, SequenceDataModule
+from training.hybrid import HybridDataModule
 
 
 def test_timezone_from_zip_with_chicago_fallback() -> None:
@@ -91,3 +98,55 @@ def test_device_config_is_validated() -> None:
         DeviceSimulation(genre_effect=-1)
     with pytest.raises(ValueError, match="unknown devices"):
         DeviceSimulation(device_genres={"fridge": ("Drama",)})
+
+
+# --- the context config: configs/context.yaml is the context --------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write_config(folder: Path, **device: object) -> Path:
+    values = {**DeviceSimulation().as_dict(), **device}
+    path = folder / "context.yaml"
+    path.write_text(yaml.safe_dump({"device": values}))
+    return path
+
+
+def test_the_shipped_context_config_holds_the_defaults() -> None:
+    """So a DataModule without a context config and one given configs/context.yaml agree."""
+    assert load_context_config(ROOT / "configs" / "context.yaml") == DeviceSimulation()
+    assert load_context_config(None) == DeviceSimulation()
+    plan = yaml.safe_load((ROOT / "configs" / "pipeline.yaml").read_text())
+    assert plan["context"] == "configs/context.yaml"
+
+
+def test_a_changed_context_config_changes_the_prepared_context(tmp_path: Path) -> None:
+    changed = load_context_config(_write_config(tmp_path, seed=7, genre_effect=2.0))
+    assert changed.seed == 7 and changed.genre_effect == 2.0
+    default = load_dataset("ml-latest-small")
+    other = load_dataset("ml-latest-small", device_simulation=changed)
+    assert other.device_simulation == changed
+    assert not np.array_equal(other.ratings["device"], default.ratings["device"])
+    assert np.array_equal(other.ratings["time_of_day"], default.ratings["time_of_day"])  # real
+
+
+@pytest.mark.parametrize("module", [RatingsDataModule, SequenceDataModule, HybridDataModule])
+def test_every_datamodule_builds_the_context_of_its_context_config(
+    module: type, tmp_path: Path
+) -> None:
+    path = _write_config(tmp_path, seed=11)
+    data = module(dataset="ml-latest-small", context_config=str(path)).data
+    expected = load_dataset("ml-latest-small", device_simulation=load_context_config(path))
+    assert data.device_simulation.seed == 11
+    assert np.array_equal(data.ratings["device"], expected.ratings["device"])
+    assert module(dataset="ml-latest-small").data.device_simulation == DeviceSimulation()
+
+
+def test_a_bad_context_config_names_the_file_and_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"context\.yaml: unknown device simulation .*'colour'"):
+        load_context_config(_write_config(tmp_path, colour="red"))
+    with pytest.raises(ValueError, match=r"context\.yaml: alpha needs 4 positive values"):
+        load_context_config(_write_config(tmp_path, alpha=[1, 1]))
+    with pytest.raises(ValueError, match=r"cannot read the context config .*missing\.yaml"):
+        load_context_config(tmp_path / "missing.yaml")
+    assert DeviceSimulation.from_dict(DeviceSimulation().as_dict()) == DeviceSimulation()

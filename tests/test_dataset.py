@@ -26,6 +26,24 @@ def test_prepared_dataset_has_dense_ids_and_context() -> None:
     assert (data.users["timezone"] == "America/Chicago").all()
 
 
+def test_served_interactions_are_protocol_s_train_and_validation_only() -> None:
+    data = load_dataset("ml-latest-small")
+    served = data.served_interactions()
+    assert len(served) == len(data.s.train) + len(data.s.valid)
+    assert list(served.index) == list(range(len(served)))
+    test_targets = set(
+        zip(
+            *(data.ratings.iloc[data.s.test][c] for c in ("user_idx", "timestamp", "item_idx")),
+            strict=True,
+        )
+    )
+    seen = set(zip(served["user_idx"], served["timestamp"], served["item_idx"], strict=True))
+    assert not test_targets & seen
+    last_served = served.groupby("user_idx")["timestamp"].max()
+    test_time = data.ratings.iloc[data.s.test].set_index("user_idx")["timestamp"]
+    assert (last_served <= test_time.loc[last_served.index]).all()
+
+
 def test_cache_round_trip_is_identical() -> None:
     fresh = load_dataset("ml-latest-small", use_cache=False)
     load_dataset("ml-latest-small")  # writes the cache

@@ -1,9 +1,11 @@
 """Hub push/pull: the push side at the huggingface_hub boundary, the pull side through the real
 client against an olah mirror serving a local git repo on 127.0.0.1, and the error messages.
+The push through the real client and the command line is in tests/test_cli.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -115,12 +117,28 @@ def test_push_is_one_commit_with_the_exact_arguments(
     assert Path(kwargs["folder_path"]) == bundle_dir and kwargs["revision"] == "v1"
     assert kwargs["commit_message"] == "Upload ContextFlix bundle tiny-test (tiny, format 1)"
     files = {p.relative_to(bundle_dir).as_posix() for p in bundle_dir.rglob("*") if p.is_file()}
-    assert set(kwargs["allow_patterns"]) == files
-    assert kwargs["delete_patterns"] == BUNDLE_PATTERNS
+    withheld = {"interactions.parquet", "users.parquet"}  # "tiny" has no known licence
+    assert set(kwargs["allow_patterns"]) == files - withheld
+    assert kwargs["delete_patterns"] == BUNDLE_PATTERNS  # so an earlier copy of them goes too
 
     out, err = capsys.readouterr()
     assert "owner/contextflix@v1" in out and "https://hub/commit/abc123" in out
+    assert "not published: interactions.parquet, users.parquet" in out
     assert SECRET not in out + err
+
+
+def test_push_of_a_bundle_without_a_recorded_licence_is_refused(
+    bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older export does not say what it may publish: nothing leaves until it is re-exported."""
+    recorder = Recorder(monkeypatch)
+    old = shutil.copytree(bundle_dir, tmp_path / "old")
+    config = json.loads((old / "config.json").read_text())
+    del config["data_licence"]
+    (old / "config.json").write_text(json.dumps(config))
+    with pytest.raises(HubError, match=r"records no data licence.*--update-bundle"):
+        push_bundle(old, "owner/name", token=SECRET)
+    assert recorder.calls == []
 
 
 def test_push_to_main_creates_no_branch_and_uses_the_token_argument(
@@ -159,11 +177,11 @@ def test_push_refuses_a_broken_bundle_before_contacting_the_hub(
     monkeypatch.setenv("HF_TOKEN", SECRET)
     recorder = Recorder(monkeypatch)
     broken = shutil.copytree(bundle_dir, tmp_path / "broken")
-    (broken / "users.parquet").unlink()
+    (broken / "catalog.parquet").unlink()
     with pytest.raises(SystemExit) as caught:
         push(bundle=str(broken), repo_id="owner/name")
     assert caught.value.code == 1 and recorder.calls == []
-    assert "missing file users.parquet" in capsys.readouterr().err
+    assert "missing file catalog.parquet" in capsys.readouterr().err
 
 
 def test_push_offline_is_a_clear_error(

@@ -17,7 +17,7 @@ from contextflix.evaluation.report import MODELS, evaluate_bundle, print_table
 from contextflix.models.collaborative import MatrixFactorization
 from contextflix.models.content import ContentModel
 from contextflix.models.hybrid import ContextHybrid
-from contextflix.models.scoring import BaseModels, fit_popularity, protocol_s_targets
+from contextflix.models.scoring import BaseModels, Scorer, fit_popularity, protocol_s_targets
 from contextflix.models.sequential import SequentialRecommender
 
 PNGS = ("metrics.png", "ndcg_by_context.png", "hybrid_weights.png", "ab_test.png")
@@ -96,12 +96,13 @@ def test_metrics_have_the_design_shape(evaluated, dataset) -> None:
 
 
 def test_popularity_row_matches_a_direct_evaluation(evaluated, dataset) -> None:
-    """The shared batch loop must give what evaluate_ranking gives for one model alone."""
+    """The shared batch loop must give what evaluate_ranking gives for one model alone,
+    with equal counts ordered as the service orders them (Scorer.ranking_key)."""
     metrics, _ = evaluated
     targets = protocol_s_targets(dataset, "test")
-    scores = fit_popularity(dataset).score(
-        targets.requests.target_time_of_day, targets.requests.target_device
-    )
+    popularity = fit_popularity(dataset)
+    scores = popularity.score(targets.requests.target_time_of_day, targets.requests.target_device)
+    scores = Scorer(BaseModels(popularity)).ranking_key(scores)
     seen = targets.requests.seen(dataset.n_items)
     rows, cols = (t.numpy() for t in torch.nonzero(seen, as_tuple=True))
     direct = evaluate_ranking(

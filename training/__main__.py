@@ -1,8 +1,8 @@
 """``python -m training <command>``.
 
 fit, validate, test: LightningCLI for one model (``--config configs/<model>.yaml``).
-pipeline, evaluate, push: the multi-step commands of DESIGN.md, each a thin call of its
-function (training.pipeline.pipeline, training.evaluate.evaluate, training.push.push).
+pipeline, evaluate, push: the multi-step commands (docs/architecture.md), each a thin call
+of its function (training.pipeline.pipeline, training.evaluate.evaluate, training.push.push).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from training.push import push
 
-        push(args.bundle, args.repo_id, private=args.private, revision=args.revision)
+        push(bundle=args.bundle, repo_id=args.repo_id, private=args.private, revision=args.revision)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from contextflix.data import Dataset as MovieLensDataset
 from contextflix.data import load_dataset
+from contextflix.data.context import load_context_config
 
 
 class TensorBatches(Dataset):
@@ -45,16 +46,24 @@ def batches(data: TensorBatches, batch_size: int, shuffle: bool, seed: int = 0) 
 
 
 class _MovieLensDataModule(L.LightningDataModule):
-    def __init__(self, dataset: str, data_dir: str | None) -> None:
+    """One MovieLens release, loaded once, with the context of ``context_config``.
+
+    ``context_config`` is a context config file (configs/context.yaml); None means its
+    defaults. The pipeline passes the file its plan names to every step.
+    """
+
+    def __init__(self, dataset: str, data_dir: str | None, context_config: str | None) -> None:
         super().__init__()
         self.dataset_name = dataset
         self.data_dir = data_dir
+        self.context_config = context_config
         self._data: MovieLensDataset | None = None
 
     @property
     def data(self) -> MovieLensDataset:
         if self._data is None:
-            self._data = load_dataset(self.dataset_name, self.data_dir)
+            context = load_context_config(self.context_config)
+            self._data = load_dataset(self.dataset_name, self.data_dir, context)
         return self._data
 
     @property
@@ -82,8 +91,9 @@ class RatingsDataModule(_MovieLensDataModule):
         batch_size: int = 4096,
         val_fraction: float = 0.05,
         seed: int = 0,
+        context_config: str | None = None,
     ) -> None:
-        super().__init__(dataset, data_dir)
+        super().__init__(dataset, data_dir, context_config)
         if protocol not in ("R", "S"):
             raise ValueError(f"protocol must be 'R' or 'S', not {protocol!r}")
         if not 0 < val_fraction < 1:
@@ -192,8 +202,9 @@ class SequenceDataModule(_MovieLensDataModule):
         max_len: int = 50,
         batch_size: int = 128,
         seed: int = 0,
+        context_config: str | None = None,
     ) -> None:
-        super().__init__(dataset, data_dir)
+        super().__init__(dataset, data_dir, context_config)
         if max_len < 1:
             raise ValueError(f"max_len must be >= 1, not {max_len}")
         self.max_len = max_len

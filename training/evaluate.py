@@ -1,6 +1,6 @@
 """``python -m training evaluate --bundle DIR``: reports for an exported bundle.
 
-Loads the bundle and the data set it was trained on (with the same device simulation),
+Loads the bundle and the data set it was trained on (with the context config it recorded),
 scores protocol S, runs the offline A/B test and the context impact analysis, writes the
 reports and prints the table. Failures a person can fix (no bundle there, data not available)
 end in one line on stderr and exit code 1, not a traceback.
@@ -23,16 +23,9 @@ def _fail(message: str) -> None:
 
 
 def _device_simulation(config: dict) -> DeviceSimulation:
-    """The simulation the bundle's data set was built with (defaults when not recorded)."""
+    """The context the bundle's data set was built with (defaults when not recorded)."""
     recorded = (config.get("context") or {}).get("device_simulation")
-    if not recorded:
-        return DeviceSimulation()
-    values = dict(recorded)
-    if "alpha" in values:
-        values["alpha"] = tuple(values["alpha"])
-    if "device_genres" in values:
-        values["device_genres"] = {d: tuple(g) for d, g in values["device_genres"].items()}
-    return DeviceSimulation(**values)
+    return DeviceSimulation.from_dict(recorded) if recorded else DeviceSimulation()
 
 
 def evaluate(
@@ -55,7 +48,7 @@ def evaluate(
             skips the comparison.
     """
     try:
-        loaded = load_bundle(bundle)
+        loaded = load_bundle(bundle, data_dir)
     except BundleError as error:
         _fail(f"cannot load bundle: {error}")
     name = loaded.config.get("dataset")

@@ -1,8 +1,10 @@
 """Training the context-aware hybrid on protocol S's validation targets.
 
-The base models (frozen, loaded from their checkpoints) never trained on the validation
-targets, so those targets show how far each base model can be trusted in each context. A
-fixed share of the validation users is held out of the hybrid's fit for its early stopping;
+The hybrid's input comes from the one scoring path (``Scorer.standardised``, the same z-scores
+evaluation and serving mix) and its loss is the ranking cross-entropy of the validation target
+over the candidates, nothing else. The base models (frozen, loaded from their checkpoints)
+never trained on the validation targets, so those targets show how far each base model can be
+trusted in each context. A fixed share of the validation users is held out of the hybrid's fit for its early stopping;
 test targets are scored once at the end.
 """
 
@@ -15,12 +17,12 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from contextflix.evaluation.metrics import ranking_metrics, target_ranks
-from contextflix.models.hybrid import ContextHybrid, standardise
+from contextflix.models.hybrid import ContextHybrid
 from contextflix.models.popularity import UNKNOWN
 from contextflix.models.scoring import (
     SOURCES,
     BaseModels,
-    Targets,
+    Scorer,
     fit_popularity,
     protocol_s_targets,
 )
@@ -51,32 +53,6 @@ def load_base_models(
     )
 
 
-@torch.inference_mode()
-def standardised_scores(
-    models: BaseModels,
-    targets: Targets,
-    candidates: torch.Tensor,
-    use_context: bool,
-    batch_size: int = 256,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """[U, n_sources, n_items] per-request z-scores, and the [U, n_items] exclusion mask."""
-    requests = targets.requests if use_context else targets.requests.without_context()
-    stacked, excluded = [], []
-    for start in range(0, len(requests), batch_size):
-        part = _slice(requests, start, start + batch_size)
-        out = part.seen(len(candidates)) | ~candidates
-        raw = models.scores(part)
-        stacked.append(torch.stack([standardise(raw[name], out) for name in models.available], 1))
-        excluded.append(out)
-    return torch.cat(stacked), torch.cat(excluded)
-
-
-def _slice(requests, start: int, stop: int):
-    return type(requests)(
-        **{name: getattr(requests, name)[start:stop] for name in requests.__dataclass_fields__}
-    )
-
-
 class HybridDataModule(SequenceDataModule):
     """Validation users split into the hybrid's fit and holdout; test = every user's test target."""
 
@@ -87,8 +63,11 @@ class HybridDataModule(SequenceDataModule):
         holdout_fraction: float = 0.2,
         batch_size: int = 64,
         seed: int = 0,
+        context_config: str | None = None,
     ) -> None:
-        super().__init__(dataset, data_dir, batch_size=batch_size, seed=seed)
+        super().__init__(
+            dataset, data_dir, batch_size=batch_size, seed=seed, context_config=context_config
+        )
         if not 0 < holdout_fraction < 1:
             raise ValueError(f"holdout_fraction must be in (0, 1), not {holdout_fraction}")
         self.holdout_fraction = holdout_fraction
@@ -129,7 +108,6 @@ class HybridModule(L.LightningModule):
         hidden: int = 16,
         lr: float = 0.01,
         weight_decay: float = 1e-4,
-        rating_weight: float = 0.1,
         context_dropout: float = 0.1,
     ) -> None:
         super().__init__()
@@ -152,16 +130,15 @@ class HybridModule(L.LightningModule):
         self.base = load_base_models(
             data, hp.collaborative_checkpoint, hp.content_checkpoint, hp.sequential_checkpoint
         )
-        candidates = torch.as_tensor(data.candidates)
+        scorer = Scorer(self.base, candidates=data.candidates)
         for part in ("val", "test"):
             targets = protocol_s_targets(data, part)
-            scores, excluded = standardised_scores(self.base, targets, candidates, hp.use_context)
+            requests = targets.requests if hp.use_context else targets.requests.without_context()
+            scores, excluded = scorer.standardised(requests, self.model.sources)
             self.parts[part] = {
                 "scores": scores,
                 "excluded": excluded,
                 "items": targets.items,
-                "ratings": targets.ratings,
-                "user": targets.requests.user,
                 "time_of_day": targets.requests.target_time_of_day,
                 "device": targets.requests.target_device,
                 "history_length": targets.requests.history_length,
@@ -180,11 +157,6 @@ class HybridModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         mixed, p = self._mix("val", batch["row"])
         loss = F.cross_entropy(mixed, p["items"])
-        if self.base.collaborative is not None and self.hparams.rating_weight > 0:
-            with torch.no_grad():
-                base = self.base.collaborative(p["user"], p["items"])
-            predicted = self.model.rating(base, p["time_of_day"], p["device"])
-            loss = loss + self.hparams.rating_weight * F.mse_loss(predicted, p["ratings"])
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["row"]))
         return loss
 

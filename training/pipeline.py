@@ -12,12 +12,12 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
 from contextflix.bundle import Bundle, export_bundle
 from contextflix.data import load_dataset
+from contextflix.data.context import load_context_config
 from contextflix.evaluation.context_impact import context_impact
 from contextflix.evaluation.report import evaluate_bundle, print_table
 from training.cli import fit_cli
@@ -60,11 +60,13 @@ def pipeline(
     if profile not in plan["profiles"]:
         raise ValueError(f"unknown profile {profile!r}; use one of {sorted(plan['profiles'])}")
     configs, overrides = plan["configs"][dataset], plan["profiles"][profile] or {}
-    data = load_dataset(dataset)
+    context_config = plan.get("context")  # every step builds the same context from this file
+    context = [f"--data.init_args.context_config={context_config}"] if context_config else []
+    data = load_dataset(dataset, device_simulation=load_context_config(context_config))
     timings, checkpoints = {}, {}
 
     for step in BASE_STEPS:
-        cli, timings[step] = _fit(configs[step], overrides.get(step, []))
+        cli, timings[step] = _fit(configs[step], [*context, *overrides.get(step, [])])
         checkpoints[step] = _best(cli)
         if step == "collaborative":
             rating_test = cli.trainer.test(
@@ -78,6 +80,7 @@ def pipeline(
             f"--model.init_args.content_checkpoint={checkpoints['content']}",
             f"--model.init_args.sequential_checkpoint={checkpoints['sequential']}",
             f"--model.init_args.use_context={str(use_context).lower()}",
+            *context,
             *overrides.get("hybrid", []),
         ]
         if not use_context:
@@ -94,7 +97,10 @@ def pipeline(
         config={
             "name": f"contextflix-{dataset}",
             "dataset": dataset,
-            "context": {"device_simulation": data.device_simulation.as_dict()},
+            "context": {
+                "config": context_config,
+                "device_simulation": data.device_simulation.as_dict(),
+            },
             "training": {
                 "profile": profile,
                 "seconds": {k: round(v, 1) for k, v in timings.items()},
@@ -106,7 +112,7 @@ def pipeline(
         hybrid=hybrids["hybrid"],
         hybrid_no_context=hybrids["hybrid_no_context"],
         catalog=data.movies,
-        interactions=data.ratings.iloc[np.concatenate([data.s.train, data.s.valid])],
+        interactions=data.served_interactions(),
         users=data.users,
         metrics=None,
     )

@@ -13,15 +13,22 @@ so. The model, with every parameter in ``DeviceSimulation``:
    mix: device d gets weight ``p_u[d] * exp(genre_effect * f_d)`` where ``f_d`` is the share
    of the movie's genres in ``DEVICE_GENRES[d]``. With the default the device carries no
    information about what is watched, so any gain a model gets from it is noise.
+
+The parameters live in a context config (``configs/context.yaml``, its ``device`` section):
+``load_context_config`` reads it, the pipeline passes it to every training step, and a bundle
+records the values it was trained with, so evaluation and serving rebuild the same context.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 import zipcodes
 
 TIMES_OF_DAY = ("morning", "afternoon", "evening", "night")
@@ -65,6 +72,41 @@ class DeviceSimulation:
             "genre_effect": self.genre_effect,
             "device_genres": {d: list(g) for d, g in self.device_genres.items()},
         }
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> DeviceSimulation:
+        """The inverse of ``as_dict`` (JSON or YAML lists become tuples); unknown keys are errors."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown device simulation parameters {unknown}; use {sorted(known)}")
+        values = dict(values)
+        if "alpha" in values:
+            values["alpha"] = tuple(float(a) for a in values["alpha"])
+        if "device_genres" in values:
+            values["device_genres"] = {d: tuple(g) for d, g in values["device_genres"].items()}
+        return cls(**values)
+
+
+def load_context_config(path: str | os.PathLike | None) -> DeviceSimulation:
+    """The device simulation of a context config file (see configs/context.yaml).
+
+    ``None`` means the defaults, which are also the values configs/context.yaml ships with.
+    A missing file or a bad value is a ``ValueError`` naming the file.
+    """
+    if path is None:
+        return DeviceSimulation()
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"cannot read the context config {path}: {error}") from error
+    if not isinstance(config, dict) or not isinstance(config.get("device", {}), dict):
+        raise ValueError(f"{path}: expected a mapping with a 'device' section")
+    try:
+        return DeviceSimulation.from_dict(config.get("device") or {})
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from error
 
 
 def timezone_of_zip(zip_code: object) -> str:

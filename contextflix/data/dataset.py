@@ -79,6 +79,15 @@ class Dataset:
         """The ranking catalogue of protocol S: items with at least one rating anywhere."""
         return self.movies["n_ratings"].to_numpy() > 0
 
+    def served_interactions(self) -> pd.DataFrame:
+        """What serving may know of the data-set users: protocol S's train and validation rows.
+
+        The test targets stay out, so serving a data-set user with the target's context ranks
+        exactly what protocol S evaluated. A bundle stores (or rebuilds) this frame.
+        """
+        rows = np.concatenate([self.s.train, self.s.valid])
+        return self.ratings.iloc[rows].reset_index(drop=True)
+
     def genre_names(self) -> list[str]:
         return sorted({g for genres in self.movies["genres"] for g in genres})
 

@@ -1,8 +1,9 @@
 """Evaluate a bundle: protocol S for every model, protocol R figures, the offline A/B test.
 
-``evaluate_bundle`` scores the protocol S test targets of every model a bundle holds, in one
-pass over users (each batch's base scores are computed once and shared by the single models
-and both hybrids), and writes ``metrics.json`` (the public shape of DESIGN.md, plus the
+``evaluate_bundle`` scores the protocol S test targets of every model a bundle holds through
+the one scoring path (``contextflix.models.scoring.Scorer``, the service's too), in one pass
+over users (each batch's context-free base scores are shared by the single models and both
+hybrids), and writes ``metrics.json`` (the shape docs/architecture.md describes, plus the
 per-context breakdown, the hybrid's weights and the A/B summary), ``metrics.md``,
 ``ab_test.md/.json`` and the PNG plots. The pipeline and ``python -m training evaluate`` call
 it; ``print_table`` prints what a person wants to see at the end of a run.
@@ -34,17 +35,10 @@ from contextflix.evaluation.plots import (
     plot_metric_bars,
 )
 from contextflix.evaluation.stats import bootstrap_ci
-from contextflix.models.hybrid import ContextHybrid, standardise
+from contextflix.evaluation.tables import metrics_table, text_table
+from contextflix.models.hybrid import ContextHybrid
 from contextflix.models.popularity import UNKNOWN
-from contextflix.models.scoring import (
-    BaseModels,
-    Requests,
-    Targets,
-    collaborative_scores,
-    content_scores,
-    protocol_s_targets,
-    sequential_scores,
-)
+from contextflix.models.scoring import BaseModels, Scorer, Targets, protocol_s_targets
 
 if TYPE_CHECKING:
     from contextflix.bundle import Bundle
@@ -55,15 +49,6 @@ MODELS = ("popularity", "collaborative", "content", "sequential", "hybrid_no_con
 AB_METRICS = ("ndcg@10", "hr@10", "engagement")
 AB_RESAMPLES = 10_000
 AB_SEED = 0
-TABLE_COLUMNS = (
-    ("hr@10", "HR@10"),
-    ("ndcg@10", "NDCG@10"),
-    ("mrr@10", "MRR@10"),
-    ("precision@10", "P@10"),
-    ("recall@10", "R@10"),
-    ("coverage@10", "Cov@10"),
-    ("mean_popularity@10", "MeanPop@10"),
-)
 
 
 # --- scoring ------------------------------------------------------------------------------
@@ -83,75 +68,6 @@ class ProtocolSRun:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def without_device(requests: Requests) -> Requests:
-    """The same requests with the (simulated) device unknown everywhere, time of day kept."""
-    return Requests(
-        requests.user,
-        requests.items,
-        requests.ratings,
-        requests.time_of_day,
-        torch.full_like(requests.device, UNKNOWN),
-        requests.target_time_of_day,
-        torch.full_like(requests.target_device, UNKNOWN),
-    )
-
-
-def _slice(requests: Requests, start: int, stop: int) -> Requests:
-    return Requests(
-        **{name: getattr(requests, name)[start:stop] for name in requests.__dataclass_fields__}
-    )
-
-
-def _raw_scores(
-    models: BaseModels, variants: dict[str, Requests], needed: set[str]
-) -> dict[str, dict[str, torch.Tensor]]:
-    """{variant: {source: [B, I] raw scores}} of the ``needed`` sources; context-free ones once."""
-    full = variants["full"]
-    shared: dict[str, torch.Tensor] = {}
-    if models.collaborative is not None and "collaborative" in needed:
-        known = bool((full.user >= 0).all())  # protocol S users are data-set users
-        shared["collaborative"] = (
-            models.collaborative.score_all(full.user)
-            if known
-            else collaborative_scores(models.collaborative, full)
-        )
-    if models.content is not None and "content" in needed:
-        shared["content"] = content_scores(models.content, full)
-    out = {}
-    for name, requests in variants.items():
-        scores = dict(shared)
-        if "popularity" in needed:
-            scores["popularity"] = models.popularity.score(
-                requests.target_time_of_day, requests.target_device
-            )
-        if models.sequential is not None and "sequential" in needed:
-            scores["sequential"] = sequential_scores(models.sequential, requests)
-        out[name] = scores
-    return out
-
-
-def _standardised(
-    raw: dict[str, dict[str, torch.Tensor]], excluded: torch.Tensor
-) -> dict[str, dict[str, torch.Tensor]]:
-    """Per-request z-scores of every raw score, as in training; shared tensors done once."""
-    done: dict[int, torch.Tensor] = {}
-    out: dict[str, dict[str, torch.Tensor]] = {}
-    for variant, scores in raw.items():
-        out[variant] = {}
-        for source, values in scores.items():
-            if id(values) not in done:
-                done[id(values)] = standardise(values, excluded)
-            out[variant][source] = done[id(values)]
-    return out
-
-
-def _mix(hybrid: ContextHybrid, z: dict[str, torch.Tensor], req: Requests) -> torch.Tensor:
-    """The hybrid's scores from standardised base scores, exactly as in training."""
-    stacked = torch.stack([z[source] for source in hybrid.sources], 1)
-    mixed, _ = hybrid(stacked, req.target_time_of_day, req.target_device, req.history_length)
-    return mixed
-
-
 def _usable_hybrid(hybrid: ContextHybrid | None, models: BaseModels, name: str) -> str | None:
     """Why a hybrid cannot be scored, or None when it can."""
     if hybrid is None:
@@ -167,11 +83,11 @@ def _concat(parts: list[EvaluationResult], n_candidates: int) -> EvaluationResul
 
 
 def _evaluate_batch(
-    scores: torch.Tensor, targets: torch.Tensor, seen: torch.Tensor, candidates: torch.Tensor
+    key: torch.Tensor, targets: torch.Tensor, seen: torch.Tensor, candidates: torch.Tensor
 ) -> EvaluationResult:
     rows, cols = (part.numpy() for part in torch.nonzero(seen, as_tuple=True))
     return evaluate_ranking(
-        lambda positions: scores[positions],
+        lambda positions: key[positions],
         torch.arange(len(targets)),
         targets,
         (rows, cols),
@@ -191,9 +107,10 @@ def run_protocol_s(
 ) -> ProtocolSRun:
     """Rank every user's test target among all unseen catalogue items, for every model.
 
-    Single models get the target's context where they use one (popularity and sequential);
-    hybrid_no_context gets requests without context, hybrid gets them with context. ``only``
-    restricts the run to some models (the benchmark times one).
+    Scores come from the one scoring path (``Scorer``), ranked by its ``ranking_key``: the
+    order the service shows. Single models get the target's context where they use one
+    (popularity and sequential); hybrid_no_context gets requests without context, hybrid gets
+    them with context. ``only`` restricts the run to some models (the benchmark times one).
     """
     wanted = set(only or MODELS)
     for module in (models.popularity, models.collaborative, models.content, models.sequential):
@@ -205,47 +122,28 @@ def run_protocol_s(
         if name in wanted and getattr(models, name) is None
     }
     hybrids = {"hybrid_no_context": hybrid_no_context, "hybrid": hybrid}
-    for name, model in list(hybrids.items()):
+    for name, model in hybrids.items():
         reason = _usable_hybrid(model, models, name)
-        if name not in wanted or reason:
-            hybrids[name] = None
-            if name in wanted and reason:
-                skipped[name] = reason
-        else:
+        if name in wanted and reason:
+            skipped[name] = reason
+        elif model is not None:
             model.eval()
-
-    needed = wanted | {source for h in hybrids.values() if h is not None for source in h.sources}
+    names = [name for name in MODELS if name in wanted and name not in skipped]
+    scorer = Scorer(models, hybrid, hybrid_no_context, dataset.candidates)
     targets = protocol_s_targets(dataset, "test")
-    candidates = torch.as_tensor(dataset.candidates)
-    n_items, n_candidates = len(candidates), int(candidates.sum())
+    candidates = scorer.candidates
     parts: dict[str, list[EvaluationResult]] = {}
     for start in range(0, len(targets.items), batch_size):
-        stop = start + batch_size
-        full = _slice(targets.requests, start, stop)
-        variants = {"full": full}
-        if hybrids["hybrid_no_context"] is not None:
-            variants["none"] = full.without_context()
-        if hybrids["hybrid"] is not None:
-            variants["real"] = without_device(full)
-        raw = _raw_scores(models, variants, needed)
-        seen = full.seen(n_items)
-        excluded = seen | ~candidates
-        scores = {
-            name: raw["full"][name] for name in MODELS[:4] if name in wanted and name in raw["full"]
-        }
-        z = _standardised(raw, excluded) if any(hybrids.values()) else {}
-        if hybrids["hybrid_no_context"] is not None:
-            scores["hybrid_no_context"] = _mix(
-                hybrids["hybrid_no_context"], z["none"], variants["none"]
-            )
-        if hybrids["hybrid"] is not None:
-            scores["hybrid"] = _mix(hybrids["hybrid"], z["full"], full)
-            scores["hybrid_real_only"] = _mix(hybrids["hybrid"], z["real"], variants["real"])
-        batch_targets = targets.items[start:stop]
+        full = targets.requests.slice(start, start + batch_size)
+        scores = scorer.scores(full, names)
+        if "hybrid" in names:
+            scores["hybrid_real_only"] = scorer.scores(full.without_device(), ["hybrid"])["hybrid"]
+        seen = full.seen(scorer.n_items)
+        batch_targets = targets.items[start : start + batch_size]
         for name, values in scores.items():
-            parts.setdefault(name, []).append(
-                _evaluate_batch(values, batch_targets, seen, candidates)
-            )
+            key = scorer.ranking_key(values)
+            parts.setdefault(name, []).append(_evaluate_batch(key, batch_targets, seen, candidates))
+    n_candidates = int(candidates.sum())
     results = {name: _concat(p, n_candidates) for name, p in parts.items()}
     real_only = results.pop("hybrid_real_only", None)
     return ProtocolSRun(targets, results, real_only, skipped)
@@ -314,7 +212,7 @@ def _per_user_ab(result: EvaluationResult, target_ratings: np.ndarray) -> dict[s
 
 
 def ab_section(run: ProtocolSRun) -> dict[str, Any]:
-    """Offline A/B of PROTOCOLS.md: A = hybrid_no_context, B = hybrid, paired per user.
+    """Offline A/B of docs/protocols.md: A = hybrid_no_context, B = hybrid, paired per user.
 
     Real-context-only (B with the device unknown) and simulated-device (B with both) results
     are kept apart, as the protocol demands: only the first says anything about the real world.
@@ -397,7 +295,7 @@ def evaluate_bundle(
     reports_dir: Path,
     rating: dict[str, dict] | None = None,
 ) -> dict:
-    """metrics.json of DESIGN.md for ``bundle`` on ``dataset``; writes every report file.
+    """metrics.json (docs/architecture.md) for ``bundle`` on ``dataset``; writes every report file.
 
     Writes metrics.json/.md, ab_test.json/.md and metrics.png, ndcg_by_context.png,
     hybrid_weights.png (when the bundle has a context hybrid) and ab_test.png into
@@ -473,33 +371,12 @@ def _interval(values: dict[str, Any], key: str) -> str:
 
 
 def metrics_markdown(metrics: dict) -> str:
-    """The S table (one row per model) and the RMSE table, as markdown."""
+    """metrics.md: the metrics table (evaluation.tables) with the run's notes."""
     s = metrics["protocols"]["S"]
-    lines = [
-        f"# Evaluation: {metrics['dataset']}",
-        "",
-        f"## Protocol S (top-N): {s['n_users']} users, last interaction by time,"
-        f" full ranking over {s.get('n_candidates', '?')} items",
-        "",
-        "| model | HR@10 | NDCG@10 [95% CI] | MRR@10 | Precision@10 | Recall@10 | coverage@10"
-        " | mean popularity@10 |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, v in s["models"].items():
-        lines.append(
-            f"| {name} | {v['hr@10']:.4f} | {_interval(v, 'ndcg@10')} | {v['mrr@10']:.4f}"
-            f" | {v['precision@10']:.4f} | {v['recall@10']:.4f} | {v['coverage@10']:.3f}"
-            f" | {v.get('mean_popularity@10', float('nan')):.1f} |"
-        )
+    lines = [f"# Evaluation: {metrics['dataset']}", "", metrics_table(metrics)]
     for reason in (s.get("skipped") or {}).values():
         lines.append(f"\nSkipped: {reason}")
-    lines += ["", s.get("notes", ""), "", "## Protocol R (rating prediction)", ""]
-    r = metrics["protocols"].get("R")
-    if r and r.get("models"):
-        lines += [f"Test ratings: {r['n_test']}", "", "| model | RMSE |", "|---|---|"]
-        lines += [f"| {name} | {v['rmse']:.4f} |" for name, v in r["models"].items()]
-    else:
-        lines.append("No protocol R figures in this run.")
+    lines += ["", s.get("notes", "")]
     weights = metrics.get("hybrid_weights")
     if weights:
         lines += [
@@ -543,20 +420,10 @@ def ab_markdown(ab: dict) -> str:
 
 
 def print_table(metrics: dict) -> None:
-    """Print the protocol S table and the RMSE table (the end of a pipeline run)."""
+    """Print the protocol S table, the RMSE table and the A/B verdicts (the end of a run)."""
     s = metrics["protocols"]["S"]
-    print(f"Protocol S on {metrics['dataset']}: {s['n_users']} users, full ranking (95% CI)")
-    header = f"{'model':<18}" + "".join(f"{label:>12}" for _, label in TABLE_COLUMNS)
-    print(header + f"{'NDCG@10 95% CI':>20}")
-    print("-" * (len(header) + 20))
-    for name, v in s["models"].items():
-        cells = "".join(
-            f"{v.get(key, float('nan')):>12.{1 if key.startswith('mean_pop') else 4}f}"
-            for key, _ in TABLE_COLUMNS
-        )
-        ci = v.get("ndcg@10_ci")
-        interval = f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
-        print(f"{name:<18}{cells}{interval:>20}")
+    print(f"Protocol S on {metrics['dataset']}: {s['n_users']} users, full ranking")
+    print(text_table(metrics))
     r = metrics["protocols"].get("R")
     if r and r.get("models"):
         print(f"\nProtocol R: {r['n_test']} test ratings")

@@ -1,14 +1,25 @@
-"""Reason texts and their evidence, one builder per source.
+"""Explanations: the evidence behind each recommended item, and the reasons that phrase it.
 
-The builders only phrase what the recommender already computed (neighbours and their
-ratings, occlusion deltas of the content score, last-layer attention, context counts); they
-never look anything up themselves, so a reason cannot claim more than its evidence shows.
-Every evidence value is a plain JSON type.
+:class:`Explainer` computes the evidence for a request's top items from what the scoring pass
+kept (``Scored``: raw scores, MF user vectors, content profiles) plus batched occlusion passes:
+the nearest users by MF factors who liked the item; how much each of the item's genres raises
+its content score; which history item, removed, lowers THIS item's sequential score the most;
+the item's popularity in the request's context. The ``*_reason`` builders only phrase that
+evidence, so a reason cannot claim more than its evidence shows. Every evidence value is a
+plain JSON type.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
+from contextflix.models.scoring import Requests, Scored, Scorer, sequential_scores
+from contextflix.models.sequential import SequentialRecommender
 
 TIME_PHRASES = {
     "morning": "in the morning",
@@ -33,6 +44,8 @@ that, a ratio of tiny counts is noise ("3x more popular" from 1 view against 0.3
 MIN_NOTABLE_LIFT = 1.2
 """A lift below this is not worth saying: the item is about as popular here as anywhere."""
 MAX_GENRES = 2
+OCCLUSION_WINDOW = 8
+"""Most recent history items the sequential reason tries removing (one batched pass)."""
 
 
 def context_phrase(time_of_day: str | None, device: str | None) -> str:
@@ -100,13 +113,37 @@ def content_reason(genre_deltas: dict[str, float], taste: dict[str, float], cosi
     }
 
 
-def sequential_reason(item_id: int, title: str, attention: float) -> dict:
-    """The history item the last position attends to most (last layer, mean over heads)."""
+def sequential_reason(item_id: int | None, title: str | None, log_prob_drop: float) -> dict:
+    """The history item whose removal makes this item least likely next (sequential model)."""
+    if item_id is None:
+        text = "follows the order of what you watched"
+    else:
+        text = f"because you watched {title}"
     return {
         "source": "sequential",
-        "text": f"because you watched {title}",
-        "evidence": {"item_id": item_id, "title": title, "attention": round(attention, 4)},
+        "text": text,
+        "evidence": {
+            "item_id": item_id,
+            "title": title,
+            "log_prob_drop": round(log_prob_drop, 4),
+        },
     }
+
+
+def similar_text(source: str, shared_genres: list[str], co_likers: int) -> str:
+    """Why two movies are similar, from the source that found them and what they share."""
+    parts = []
+    if source == "collaborative":
+        parts.append(
+            f"liked by the same people ({co_likers} rated both {LIKED_RATING:g} or higher)"
+            if co_likers
+            else "liked by the same kind of viewer"
+        )
+    elif source == "content":
+        parts.append("similar in content")
+    if shared_genres:
+        parts.append(f"both {join_names(shared_genres)}")
+    return "; ".join(parts) or "similar"
 
 
 def popularity_reason(
@@ -139,3 +176,158 @@ def popularity_reason(
             "n_ratings": int(n_ratings),
         },
     }
+
+
+# --- evidence ---------------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def sequential_occlusion(
+    model: SequentialRecommender, request: Requests, items: Sequence[int]
+) -> list[tuple[int | None, float]]:
+    """Per item: (history item_idx whose removal lowers its log-probability most, that drop).
+
+    One pass over the request with, in turn, each of its OCCLUSION_WINDOW most recent history
+    items removed (older ones slide into the model's window, as if it had never been watched).
+    Log-probabilities, not raw scores: a removal that shifts every item's score alike says
+    nothing about THIS item. (None, 0.0) when no removal makes the item less likely.
+    """
+    present = request.items[0] > 0
+    history = {name: getattr(request, name)[0][present] for name in _HISTORY_FIELDS}
+    n = len(history["items"])
+    removed = list(range(max(0, n - OCCLUSION_WINDOW), n))
+    rows = [history] + [
+        {name: torch.cat([t[:j], t[j + 1 :]]) for name, t in history.items()} for j in removed
+    ]
+    width = max(n, 1)
+    variants = Requests(
+        user=request.user.expand(len(rows)),
+        **{
+            name: torch.stack([F.pad(r[name], (width - len(r[name]), 0)) for r in rows])
+            for name in _HISTORY_FIELDS
+        },
+        target_time_of_day=request.target_time_of_day.expand(len(rows)),
+        target_device=request.target_device.expand(len(rows)),
+    )
+    log_p = sequential_scores(model, variants).log_softmax(-1)[:, list(items)]
+    drops = log_p[:1] - log_p[1:]  # [removed, items]
+    if not removed:
+        return [(None, 0.0)] * len(items)
+    best = drops.max(0)
+    out = []
+    for value, j in zip(best.values.tolist(), best.indices.tolist(), strict=True):
+        position = removed[j]
+        out.append((int(history["items"][position]) - 1, value) if value > 0 else (None, 0.0))
+    return out
+
+
+_HISTORY_FIELDS = ("items", "ratings", "time_of_day", "device")
+
+
+class Explainer:
+    """Reasons for recommended items, from the models and the catalogue of one bundle."""
+
+    def __init__(self, scorer: Scorer, catalog) -> None:
+        self.scorer, self.catalog = scorer, catalog
+        self.models = scorer.models
+        mf, content = self.models.collaborative, self.models.content
+        self.user_unit = F.normalize(mf.user_factors.weight, dim=1) if mf is not None else None
+        if content is not None:
+            slots = [j for j, _ in content.genre_slots]
+            active = (content.features[:, slots] > 0).numpy()
+            self.content_genres = [
+                [content.genre_slots[n] for n in np.flatnonzero(row)] for row in active
+            ]
+
+    @torch.inference_mode()
+    def reasons(
+        self, request: Requests, scored: Scored, row: int, top: list[int], cold: bool
+    ) -> dict[str, list[dict]]:
+        """{source: one reason per top item} for every source that contributed."""
+        out: dict[str, list[dict]] = {}
+        if "popularity" in scored.contributions:
+            out["popularity"] = self._popularity(request, top, cold)
+        if "collaborative" in scored.contributions:
+            out["collaborative"] = self._collaborative(request, scored, row, top)
+        if "content" in scored.contributions:
+            out["content"] = self._content(request, scored.profiles[row], top)
+        if "sequential" in scored.contributions:
+            found = sequential_occlusion(self.models.sequential, request, top)
+            out["sequential"] = [
+                sequential_reason(
+                    None if item is None else int(self.catalog.item_ids[item]),
+                    None if item is None else self.catalog.titles[item],
+                    drop,
+                )
+                for item, drop in found
+            ]
+        return out
+
+    def _popularity(self, request: Requests, top: list[int], cold: bool) -> list[dict]:
+        popularity = self.models.popularity
+        t, d = request.target_time_of_day, request.target_device
+        lift, cell = popularity.lift(t, d)[0], popularity.cell(t, d)[0]
+        tod, dev = int(t[0]), int(d[0])
+        tod_name = None if tod == UNKNOWN else TIMES_OF_DAY[tod]
+        dev_name = None if dev == UNKNOWN else DEVICES[dev]
+        n_ratings = self.catalog.n_ratings
+        return [
+            popularity_reason(
+                float(lift[i]), float(cell[i]), int(n_ratings[i]), tod_name, dev_name, cold
+            )
+            for i in top
+        ]
+
+    def _collaborative(self, request: Requests, scored: Scored, row: int, top: list[int]) -> list:
+        """Nearest users by MF factors (to the trained or folded-in vector) who rated each
+        item LIKED_RATING or more."""
+        catalog = self.catalog
+        own = int(request.user[0])
+        sims = self.user_unit @ F.normalize(scored.user_vectors[row], dim=0)
+        if own >= 0:
+            sims[own] = float("-inf")  # never one's own neighbour
+        k = min(N_NEIGHBOURS, catalog.n_users - (1 if own >= 0 else 0))
+        neighbours = sims.topk(k).indices.numpy()
+        keys = neighbours[:, None] * catalog.n_items + np.asarray(top)[None, :]
+        pos = np.searchsorted(catalog.pair_key, keys).clip(max=len(catalog.pair_key) - 1)
+        rating = np.where(catalog.pair_key[pos] == keys, catalog.pair_rating[pos], np.nan)
+        low, high = catalog.rating_range
+        liked = rating >= LIKED_RATING  # NaN (not rated) compares False
+        out = []
+        for col, item in enumerate(top):
+            rows = np.flatnonzero(liked[:, col])
+            liked_by = [
+                {"user_id": u, "rating": r}
+                for u, r in zip(
+                    catalog.user_ids[neighbours[rows]].tolist(),
+                    rating[rows, col].tolist(),
+                    strict=True,
+                )
+            ]
+            predicted = float(scored.raw["collaborative"][row, item].clamp(low, high))
+            out.append(collaborative_reason(liked_by, len(neighbours), predicted))
+        return out
+
+    def _content(self, request: Requests, profile: torch.Tensor, top: list[int]) -> list[dict]:
+        """Occlusion deltas of the content score (ContentModel.genre_contributions' formula),
+        for all top items in one encoder pass, against the profile the score used."""
+        content = self.models.content
+        present = request.items[0] > 0
+        taste = content.genre_profile(request.items[0][present] - 1, request.ratings[0][present])
+        rows, slots = [], []
+        for item in top:
+            rows.append(content.features[item])
+            first = len(rows) - 1
+            for j, g in self.content_genres[item]:
+                variant = content.features[item].clone()
+                variant[j] = 0.0
+                rows.append(variant)
+                slots.append((item, first, len(rows) - 1, g))
+        variants = torch.stack(rows)
+        values = content.log_scale.exp() * (content.encode(variants) @ profile)
+        values = values + content.item_prior(variants)
+        deltas: dict[int, dict[str, float]] = {item: {} for item in top}
+        for item, first, row, g in slots:
+            deltas[item][g] = float(values[first] - values[row])
+        cosine = self.scorer.encodings[top] @ profile
+        return [content_reason(deltas[item], taste, float(cosine[n])) for n, item in enumerate(top)]
