@@ -17,15 +17,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from contextflix.service import Recommender
 from contextflix.web.api import GRADIO_ENDPOINTS
 from contextflix.web.middleware import CACHED_ROUTES, ApiCors, HttpCaching
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-needs_batch = pytest.mark.skipif(
-    not hasattr(Recommender, "recommend_batch"),
-    reason="the service has no recommend_batch yet",
-)
 CACHED_CALLS = {
     "/api/movies": {"query": "matrix"},
     "/api/movie_genres": {},
@@ -138,7 +133,6 @@ def test_openapi_has_an_example_for_every_route(http: httpx.Client) -> None:
 # --- batch -------------------------------------------------------------------------------
 
 
-@needs_batch
 def test_a_batch_answers_like_single_calls(http: httpx.Client, app_url: str) -> None:
     requests = [
         {"user_id": 1, "time_of_day": "evening", "device": "tv", "k": 5},
@@ -209,7 +203,6 @@ def api_snippets(kind: str) -> list[str]:
     return re.findall(rf"```{kind}\n(.*?)```", section, flags=re.S)
 
 
-@needs_batch
 def test_the_readme_curl_snippets_run(app_url: str) -> None:
     (script,) = api_snippets("bash")
     script = script.replace("URL=http://localhost:7860", f"URL={app_url}")
@@ -223,7 +216,6 @@ def test_the_readme_curl_snippets_run(app_url: str) -> None:
         assert out.stdout.startswith("{") and '"error"' not in out.stdout[:20], line
 
 
-@needs_batch
 def test_the_readme_python_snippets_run(app_url: str) -> None:
     snippets = api_snippets("python")
     assert len(snippets) == 3

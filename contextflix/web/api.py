@@ -1,9 +1,11 @@
 """The public API, twice: named Gradio endpoints (also served as MCP tools) and REST routes
 under /api/ (``rest.py``), one implementation.
 
-``Api`` checks every argument's type against its signature (pydantic, the same rules FastAPI
-applies to the REST routes: "false" is False, Infinity is refused, 5 is not a genre) and calls
-the service; both faces return exactly its dicts, so a program gets the same JSON from
+Recommendation requests are checked by the one request model,
+``contextflix.service.requests.RecommendRequest`` (through the service), whichever face they
+come from; the catalogue functions' arguments are checked against their signatures with the
+same pydantic rules ("false" is False, Infinity is refused, 5 is not a search query). Both
+faces return exactly the service's dicts, so a program gets the same JSON from
 ``gradio_client``, an MCP client and ``curl``. Bad input becomes ``gr.Error(message)`` on the
 Gradio face and HTTP 4xx ``{"error": message}`` on REST; anything unexpected is logged with its
 traceback and answered with a generic message, never the trace.
@@ -21,20 +23,14 @@ import gradio as gr
 from pydantic import ConfigDict, ValidationError, validate_call
 
 from contextflix.service.errors import RecommenderError
+from contextflix.service.requests import MAX_STRING, Device, ModelName, TimeOfDay
 from contextflix.web.events import EventLog
 from contextflix.web.middleware import short
 
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "Something went wrong on our side; the details are in the server log."
-MAX_BATCH = 100
-MAX_STRING = 200
-
-TimeOfDay = Literal["morning", "afternoon", "evening", "night", ""]
-Device = Literal["mobile", "tablet", "desktop", "tv", ""]
-Model = Literal[
-    "hybrid", "hybrid_no_context", "collaborative", "content", "sequential", "popularity"
-]
+Blank = Literal[""]  # forms send "" for "not given"
 
 USER_ERRORS: tuple[type[Exception], ...] = (RecommenderError,)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -139,18 +135,17 @@ class Api:
             query=query or "", genre=_blank_to_none(genre), limit=limit, offset=offset
         )
 
-    @checked
     def recommend(
         self,
         user_id: int | None = None,
         history: list[int] | None = None,
         ratings: dict[int, float] | None = None,
-        time_of_day: TimeOfDay | None = None,
-        device: Device | None = None,
+        time_of_day: TimeOfDay | Blank | None = None,
+        device: Device | Blank | None = None,
         k: int = 10,
         genres: str | list[str] | None = None,
         exclude_seen: bool = True,
-        model: Model = "hybrid",
+        model: ModelName = "hybrid",
     ) -> dict:
         """Top-k movie recommendations, each with why it was picked.
 
@@ -169,9 +164,9 @@ class Api:
             model: hybrid (default), hybrid_no_context, collaborative, content, sequential
                 or popularity.
         """
-        return self.service.recommend(**_recommend_arguments(locals()))
+        fields = {name: value for name, value in locals().items() if name != "self"}
+        return self.service.recommend(**fields)  # checked there, by the one request model
 
-    @checked
     def recommend_batch(self, requests: list[dict]) -> dict:
         """Recommendations for many users or visitors in one call, scored together.
 
@@ -182,21 +177,7 @@ class Api:
         Returns {"results": [...]}: per request, in order, its recommend answer or
         {"error": message}; one bad request does not fail the others.
         """
-        if len(requests) > MAX_BATCH:
-            raise RecommenderError(f"at most {MAX_BATCH} requests per batch, not {len(requests)}")
-        results: list[dict | None] = [None] * len(requests)
-        valid: list[tuple[int, dict]] = []
-        for index, request in enumerate(requests):
-            try:
-                if not isinstance(request, dict):
-                    raise RecommenderError("each request must be an object of recommend arguments")
-                valid.append((index, _recommend_arguments(_check_recommend(**request))))
-            except RecommenderError as error:
-                results[index] = {"error": str(error)}
-        answers = self.service.recommend_batch([arguments for _, arguments in valid])
-        for (index, _), answer in zip(valid, answers, strict=True):
-            results[index] = answer
-        return {"results": results}
+        return {"results": self.service.recommend_batch(requests)}
 
     def movie_genres(self) -> dict:
         """Every genre of the catalogue, e.g. Action, Comedy, Drama."""
@@ -238,37 +219,6 @@ class Api:
         offline = result.get("offline", result)
         online = self.events.summary() if self.events is not None else result.get("online", {})
         return {"offline": offline, "online": online}
-
-
-def _recommend_arguments(values: dict) -> dict:
-    """recommend()'s validated arguments as the service takes them ("" means not given)."""
-    return {
-        "user_id": values["user_id"],
-        "history": values["history"] or None,
-        "ratings": values["ratings"] or None,
-        "time_of_day": _blank_to_none(values["time_of_day"]),
-        "device": _blank_to_none(values["device"]),
-        "k": values["k"],
-        "genres": _blank_to_none(values["genres"]),
-        "exclude_seen": values["exclude_seen"],
-        "model": values["model"],
-    }
-
-
-@checked
-def _check_recommend(
-    user_id: int | None = None,
-    history: list[int] | None = None,
-    ratings: dict[int, float] | None = None,
-    time_of_day: TimeOfDay | None = None,
-    device: Device | None = None,
-    k: int = 10,
-    genres: str | list[str] | None = None,
-    exclude_seen: bool = True,
-    model: Model = "hybrid",
-) -> dict:
-    """One batch entry's arguments, checked like recommend()'s."""
-    return dict(locals())
 
 
 # --- Gradio face -------------------------------------------------------------------------------

@@ -19,15 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from contextflix.service.errors import RecommenderError
-from contextflix.web.api import (
-    INTERNAL_ERROR,
+from contextflix.service.requests import (
     MAX_BATCH,
     MAX_STRING,
-    Api,
     Device,
-    Model,
+    ModelName,
+    RecommendRequest,
     TimeOfDay,
 )
+from contextflix.web.api import INTERNAL_ERROR, Api, Blank
 from contextflix.web.limits import ApiConfig
 from contextflix.web.middleware import ApiCors, BodyLimit, ErrorShape, HttpCaching, short
 
@@ -39,24 +39,6 @@ class ErrorBody(BaseModel):
     """What every failure answers."""
 
     error: str = Field(examples=["Unknown user 999999: data-set users are 1-610"])
-
-
-class RecommendRequest(BaseModel):
-    """A data-set user or a new visitor, the context and what to return."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_max_length=MAX_STRING)
-
-    user_id: int | None = Field(None, description="a data-set user (omit for a new visitor)")
-    history: list[int] = Field(
-        default_factory=list, description="a new visitor's MovieLens movie ids, oldest first"
-    )
-    ratings: dict[int, float] | None = Field(None, description="optional {movie_id: stars}")
-    time_of_day: TimeOfDay | None = Field(None, description="morning|afternoon|evening|night")
-    device: Device | None = Field(None, description="mobile|tablet|desktop|tv")
-    k: int = Field(10, description="how many movies (1-100)")
-    genres: str | list[str] | None = Field(None, description="genres to keep, comma-separated")
-    exclude_seen: bool = True
-    model: Model = "hybrid"
 
 
 class BatchRequest(BaseModel):
@@ -130,12 +112,12 @@ def rest_router(api: Api) -> APIRouter:
     @router.get("/recommend")
     def recommend(
         user_id: int | None = Query(None, examples=[1]),
-        time_of_day: Annotated[TimeOfDay | None, Query(examples=["evening"])] = None,
-        device: Annotated[Device | None, Query(examples=["tv"])] = None,
+        time_of_day: Annotated[TimeOfDay | Blank | None, Query(examples=["evening"])] = None,
+        device: Annotated[Device | Blank | None, Query(examples=["tv"])] = None,
         k: int = Query(10, examples=[5]),
         genres: str | None = Query(None, max_length=MAX_STRING, description="comma-separated"),
         exclude_seen: bool = True,
-        model: Model = "hybrid",
+        model: ModelName = "hybrid",
     ) -> dict:
         """Recommendations for a data-set user (omit user_id: popular in this context)."""
         return api.recommend(
@@ -220,7 +202,8 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = []
         for item in error.errors():
             where = ".".join(str(p) for p in item.get("loc", ())[1:]) or "body"
-            problems.append(f"{where}: {item.get('msg', 'invalid')}")
+            message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+            problems.append(f"{where}: {message}")
         return JSONResponse({"error": short("; ".join(problems) or "invalid request")}, 422)
 
     @app.exception_handler(HTTPException)
