@@ -17,6 +17,7 @@ import pytest
 
 from bench.serve import quick_bundle
 from contextflix.service import Recommender, RecommenderError, explain
+from contextflix.service.requests import parse_request
 
 USER = 1  # MovieLens id of a data-set user with a long history
 
@@ -91,6 +92,20 @@ def test_sequential_evidence_is_in_the_history(service: Recommender) -> None:
             continue
         assert evidence["item_id"] in history and evidence["log_prob_drop"] > 0
         assert reason(item, "sequential")["text"] == f"because you watched {evidence['title']}"
+
+
+def test_sequential_reasons_are_the_occlusion_of_each_item(service: Recommender) -> None:
+    """The served reason (scored with the request, in its block) is a standalone occlusion's."""
+    out = service.recommend(user_id=USER, k=10, model="sequential", time_of_day="night")
+    query = service._resolve(parse_request({"user_id": USER, "time_of_day": "night"}))
+    top = [service.catalog.item_index[item["item_id"]] for item in out["items"]]
+    expected = explain.sequential_occlusion(service.models.sequential, service._request(query), top)
+    named = [item["reasons"][0]["evidence"] for item in out["items"]]
+    assert len({e["item_id"] for e in named}) > 1  # not one reason for every item
+    for evidence, (because, drop) in zip(named, expected, strict=True):
+        expected_id = None if because is None else int(service.catalog.item_ids[because])
+        assert evidence["item_id"] == expected_id
+        assert evidence["log_prob_drop"] == pytest.approx(drop, abs=1e-3)
 
 
 def test_content_evidence_genres_are_the_items_and_the_users(service: Recommender, bundle) -> None:

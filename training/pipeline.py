@@ -48,7 +48,8 @@ def pipeline(
     """Train collaborative (R and S fits), content, sequential and both hybrids; evaluate; export.
 
     Args:
-        config: the pipeline plan (per data set: one LightningCLI config per step; profiles).
+        config: the pipeline plan (per data set: one LightningCLI config per step; profiles;
+            ``context``: the context config every step and the bundle use).
         dataset: data set to train on (default: the plan's).
         profile: "quick" (few epochs, for a first run) or "full" (the configs as written).
         output: bundle folder (default ``artifacts/<dataset>``).

@@ -292,7 +292,7 @@ def context_impact(
     The device is analysed as loaded and, when ``compare_genre_effect`` is given, once more
     with its devices re-simulated under the other setting (genre_effect 0 if the data set was
     loaded with an effect, ``compare_genre_effect`` if not), so the report shows the simulated
-    device with the genre effect off as well as on (PROTOCOLS.md).
+    device with the genre effect off as well as on (docs/protocols.md).
     """
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from contextflix.data import DEVICES, TIMES_OF_DAY
-from contextflix.evaluation.ab import engagement, offline_ab
+from contextflix.evaluation.ab import ab_markdown, ab_section
 from contextflix.evaluation.metrics import (
     CI_RESAMPLES,
     CI_SEED,
@@ -46,9 +46,6 @@ if TYPE_CHECKING:
 
 MODELS = ("popularity", "collaborative", "content", "sequential", "hybrid_no_context", "hybrid")
 """Every model key of metrics.json, in report order."""
-AB_METRICS = ("ndcg@10", "hr@10", "engagement")
-AB_RESAMPLES = 10_000
-AB_SEED = 0
 
 
 # --- scoring ------------------------------------------------------------------------------
@@ -203,66 +200,6 @@ def hybrid_weights(
     return out
 
 
-def _per_user_ab(result: EvaluationResult, target_ratings: np.ndarray) -> dict[str, np.ndarray]:
-    return {
-        "ndcg@10": result.per_user["ndcg@10"],
-        "hr@10": result.per_user["hr@10"],
-        "engagement": engagement(result.ranks, target_ratings),
-    }
-
-
-def ab_section(run: ProtocolSRun) -> dict[str, Any]:
-    """Offline A/B of docs/protocols.md: A = hybrid_no_context, B = hybrid, paired per user.
-
-    Real-context-only (B with the device unknown) and simulated-device (B with both) results
-    are kept apart, as the protocol demands: only the first says anything about the real world.
-    """
-    a, b = run.results.get("hybrid_no_context"), run.results.get("hybrid")
-    base: dict[str, Any] = {
-        "arms": {"A": "hybrid_no_context", "B": "hybrid"},
-        "metrics": list(AB_METRICS),
-        "method": (
-            "paired per user on the protocol S test targets: mean difference B - A, percentile"
-            f" bootstrap 95% interval ({AB_RESAMPLES} resamples, seed {AB_SEED}), two-sided"
-            " paired sign-flip permutation p-value; engagement = rating of the target when it"
-            " is in the top 10, else 0; HR@10 stands in for a click"
-        ),
-    }
-    if a is None or b is None or run.real_only is None:
-        return {**base, "available": False, "reason": "needs both hybrids", "comparisons": {}}
-    ratings = run.targets.ratings.numpy()
-    per_a = _per_user_ab(a, ratings)
-    arms_b = {
-        "real_context_only": (
-            "real context only (B: real time of day, device unknown)",
-            "real context only",
-            run.real_only,
-        ),
-        "with_simulated_device": (
-            "with simulated device (B: time of day + SIMULATED device)",
-            "+ simulated device",
-            b,
-        ),
-    }
-    comparisons = {}
-    verdicts = []
-    for key, (label, short, result_b) in arms_b.items():
-        tests = offline_ab(
-            per_a, _per_user_ab(result_b, ratings), AB_METRICS, AB_RESAMPLES, AB_SEED
-        )
-        comparisons[key] = {"label": label, "short_label": short, "metrics": tests}
-        verdicts += [f"{label}: {tests[m]['verdict']}" for m in AB_METRICS]
-    return {
-        **base,
-        "available": True,
-        "n_users": len(ratings),
-        "n_resamples": AB_RESAMPLES,
-        "seed": AB_SEED,
-        "comparisons": comparisons,
-        "verdicts": verdicts,
-    }
-
-
 def rating_section(
     rating: dict[str, dict] | None, dataset: Dataset, previous: dict | None
 ) -> dict[str, Any] | None:
@@ -365,11 +302,6 @@ def _write_json(path: Path, data: dict) -> None:
 # --- text output --------------------------------------------------------------------------
 
 
-def _interval(values: dict[str, Any], key: str) -> str:
-    ci = values.get(f"{key}_ci")
-    return f"{values[key]:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else f"{values[key]:.4f}"
-
-
 def metrics_markdown(metrics: dict) -> str:
     """metrics.md: the metrics table (evaluation.tables) with the run's notes."""
     s = metrics["protocols"]["S"]
@@ -385,37 +317,6 @@ def metrics_markdown(metrics: dict) -> str:
             f" {weights['history_length']}, the median of the test users).",
         ]
     lines += ["", "Device context is SIMULATED (MovieLens records none)."]
-    return "\n".join(lines) + "\n"
-
-
-def ab_markdown(ab: dict) -> str:
-    """The offline A/B report: one table per comparison, with the plain-language verdicts."""
-    lines = ["# Offline A/B test", "", f"A = {ab['arms']['A']}, B = {ab['arms']['B']}.", ""]
-    lines += [ab["method"] + ".", ""]
-    if not ab.get("available"):
-        return "\n".join([*lines, f"Not run: {ab.get('reason')}."]) + "\n"
-    lines.append(f"{ab['n_users']} users, same targets in both arms.")
-    for comparison in ab["comparisons"].values():
-        lines += [
-            "",
-            f"## {comparison['label']}",
-            "",
-            "| metric | A | B | B - A | 95% CI | p | interval includes zero |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for metric, t in comparison["metrics"].items():
-            lo, hi = t["ci"]
-            lines.append(
-                f"| {metric} | {t['mean_a']:.4f} | {t['mean_b']:.4f} | {t['mean_diff']:+.4f}"
-                f" | [{lo:+.4f}, {hi:+.4f}] | {t['p_value']:.3g}"
-                f" | {'yes' if t['includes_zero'] else 'no'} |"
-            )
-        lines += [""] + [f"- {t['verdict']}" for t in comparison["metrics"].values()]
-    lines += [
-        "",
-        "Only the real-context-only comparison speaks to the real world: the device is"
-        " SIMULATED, so any gain it brings measures the simulation, not viewers.",
-    ]
     return "\n".join(lines) + "\n"
 
 

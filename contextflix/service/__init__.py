@@ -1,7 +1,8 @@
 """Serving: the engine behind the UI and the APIs (no Gradio, no Lightning).
 
-``Recommender(bundle)`` answers recommend / similar / history / preferences / users / movies /
-genres / health / ab_results with the JSON shapes of DESIGN.md's API section.
+``Recommender(bundle)`` answers recommend / recommend_batch / similar / history / preferences
+/ users / movies / genres / health / ab_results with the JSON shapes docs/architecture.md
+describes; ``service.requests`` holds the one request model and its limits.
 """
 
 from contextflix.service.errors import RecommenderError

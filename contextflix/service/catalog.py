@@ -118,7 +118,7 @@ class Catalog:
 
     def user(self, user_id: Any) -> int:
         """The dense index of a data-set user id, else RecommenderError."""
-        uid = bounded("user_id", user_id, 0, 2**62)
+        uid = bounded("user_id", user_id, -(2**62), 2**62)
         if uid not in self.user_index:
             raise RecommenderError(
                 f"Unknown user {uid}: user ids run from {self.user_ids.min()} to "
@@ -128,7 +128,7 @@ class Catalog:
 
     def item(self, item_id: Any) -> int:
         """The dense index of a MovieLens movie id, else RecommenderError."""
-        iid = bounded("item_id", item_id, 0, 2**62)
+        iid = bounded("item_id", item_id, -(2**62), 2**62)
         if iid not in self.item_index:
             raise RecommenderError(
                 f"Unknown movie {iid}: not in this catalogue (search titles with movies())"

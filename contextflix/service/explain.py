@@ -18,7 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
-from contextflix.models.scoring import Requests, Scored, Scorer, sequential_scores
+from contextflix.models.scoring import BLOCK, Requests, Scored, Scorer, sequential_scores
 from contextflix.models.sequential import SequentialRecommender
 
 TIME_PHRASES = {
@@ -44,8 +44,9 @@ that, a ratio of tiny counts is noise ("3x more popular" from 1 view against 0.3
 MIN_NOTABLE_LIFT = 1.2
 """A lift below this is not worth saying: the item is about as popular here as anywhere."""
 MAX_GENRES = 2
-OCCLUSION_WINDOW = 8
-"""Most recent history items the sequential reason tries removing (one batched pass)."""
+OCCLUSION_WINDOW = BLOCK - 1
+"""Most recent history items the sequential reason tries removing: with the request itself,
+they fill one scoring block."""
 
 
 def context_phrase(time_of_day: str | None, device: str | None) -> str:
@@ -181,25 +182,24 @@ def popularity_reason(
 # --- evidence ---------------------------------------------------------------------------------
 
 
-@torch.inference_mode()
-def sequential_occlusion(
-    model: SequentialRecommender, request: Requests, items: Sequence[int]
-) -> list[tuple[int | None, float]]:
-    """Per item: (history item_idx whose removal lowers its log-probability most, that drop).
+def occlusion_variants(request: Requests) -> tuple[Requests, list[int]] | None:
+    """The one-row ``request`` with, in turn, each of its OCCLUSION_WINDOW most recent history
+    items removed (older ones slide into the model's window, as if never watched), and the
+    removed items (item_idx); None without history.
 
-    One pass over the request with, in turn, each of its OCCLUSION_WINDOW most recent history
-    items removed (older ones slide into the model's window, as if it had never been watched).
-    Log-probabilities, not raw scores: a removal that shifts every item's score alike says
-    nothing about THIS item. (None, 0.0) when no removal makes the item less likely.
+    The variants are scored in the same pass as the request itself (for a single request they
+    fill its scoring block, which the Scorer would otherwise pad), so occlusion is nearly free.
     """
     present = request.items[0] > 0
     history = {name: getattr(request, name)[0][present] for name in _HISTORY_FIELDS}
     n = len(history["items"])
-    removed = list(range(max(0, n - OCCLUSION_WINDOW), n))
-    rows = [history] + [
-        {name: torch.cat([t[:j], t[j + 1 :]]) for name, t in history.items()} for j in removed
+    if n == 0:
+        return None
+    positions = list(range(max(0, n - OCCLUSION_WINDOW), n))
+    rows = [
+        {name: torch.cat([t[:j], t[j + 1 :]]) for name, t in history.items()} for j in positions
     ]
-    width = max(n, 1)
+    width = max(n - 1, 1)
     variants = Requests(
         user=request.user.expand(len(rows)),
         **{
@@ -209,16 +209,38 @@ def sequential_occlusion(
         target_time_of_day=request.target_time_of_day.expand(len(rows)),
         target_device=request.target_device.expand(len(rows)),
     )
-    log_p = sequential_scores(model, variants).log_softmax(-1)[:, list(items)]
-    drops = log_p[:1] - log_p[1:]  # [removed, items]
-    if not removed:
-        return [(None, 0.0)] * len(items)
+    return variants, [int(history["items"][j]) - 1 for j in positions]
+
+
+def occlusion_drops(
+    scores: torch.Tensor, variant_scores: torch.Tensor, removed: list[int], items: Sequence[int]
+) -> list[tuple[int | None, float]]:
+    """Per item: (removed item_idx that lowers its log-probability most, that drop).
+
+    Log-probabilities, not raw scores: a removal that shifts every item's score alike says
+    nothing about THIS item. (None, 0.0) when no removal makes the item less likely.
+    """
+    items = list(items)
+    log_p = scores.log_softmax(-1)[items]
+    drops = log_p[None] - variant_scores.log_softmax(-1)[:, items]  # [removed, items]
     best = drops.max(0)
-    out = []
-    for value, j in zip(best.values.tolist(), best.indices.tolist(), strict=True):
-        position = removed[j]
-        out.append((int(history["items"][position]) - 1, value) if value > 0 else (None, 0.0))
-    return out
+    return [
+        (removed[j], value) if value > 0 else (None, 0.0)
+        for value, j in zip(best.values.tolist(), best.indices.tolist(), strict=True)
+    ]
+
+
+@torch.inference_mode()
+def sequential_occlusion(
+    model: SequentialRecommender, request: Requests, items: Sequence[int]
+) -> list[tuple[int | None, float]]:
+    """occlusion_drops of ``items`` for a one-row request, scored by ``model`` alone."""
+    found = occlusion_variants(request)
+    if found is None:
+        return [(None, 0.0)] * len(items)
+    variants, removed = found
+    scores = sequential_scores(model, Requests.concat([request, variants]))
+    return occlusion_drops(scores[0], scores[1:], removed, items)
 
 
 _HISTORY_FIELDS = ("items", "ratings", "time_of_day", "device")
@@ -233,17 +255,38 @@ class Explainer:
         mf, content = self.models.collaborative, self.models.content
         self.user_unit = F.normalize(mf.user_factors.weight, dim=1) if mf is not None else None
         if content is not None:
-            slots = [j for j, _ in content.genre_slots]
-            active = (content.features[:, slots] > 0).numpy()
-            self.content_genres = [
-                [content.genre_slots[n] for n in np.flatnonzero(row)] for row in active
-            ]
+            self._prepare_content(content)
+
+    @torch.inference_mode()
+    def _prepare_content(self, content) -> None:
+        """Each item's content encoding and prior with one of its genres switched off, once:
+        the occlusion deltas of a request are then dot products with its profile."""
+        slots = [j for j, _ in content.genre_slots]
+        active = (content.features[:, slots] > 0).numpy()
+        self.content_genres = [[content.genre_slots[n] for n in np.flatnonzero(r)] for r in active]
+        rows = [(item, j) for item, pairs in enumerate(self.content_genres) for j, _ in pairs]
+        variants = content.features[[item for item, _ in rows]].clone()
+        variants[torch.arange(len(rows)), torch.tensor([j for _, j in rows], dtype=torch.long)] = 0
+        self._variant_encodings = content.encode(variants)
+        self._variant_prior = content.item_prior(variants)
+        self._variant_start = np.cumsum([0] + [len(p) for p in self.content_genres])
+        self._content_prior = content.item_prior(content.features)
 
     @torch.inference_mode()
     def reasons(
-        self, request: Requests, scored: Scored, row: int, top: list[int], cold: bool
+        self,
+        request: Requests,
+        scored: Scored,
+        row: int,
+        top: list[int],
+        cold: bool,
+        occlusion: tuple[torch.Tensor, list[int]] | None = None,
     ) -> dict[str, list[dict]]:
-        """{source: one reason per top item} for every source that contributed."""
+        """{source: one reason per top item} for every source that contributed.
+
+        ``occlusion``: the sequential scores of the request's occlusion variants and the items
+        they remove (scored with the request, see occlusion_variants).
+        """
         out: dict[str, list[dict]] = {}
         if "popularity" in scored.contributions:
             out["popularity"] = self._popularity(request, top, cold)
@@ -252,7 +295,10 @@ class Explainer:
         if "content" in scored.contributions:
             out["content"] = self._content(request, scored.profiles[row], top)
         if "sequential" in scored.contributions:
-            found = sequential_occlusion(self.models.sequential, request, top)
+            if occlusion is None:
+                found = [(None, 0.0)] * len(top)
+            else:
+                found = occlusion_drops(scored.raw["sequential"][row], *occlusion, top)
             out["sequential"] = [
                 sequential_reason(
                     None if item is None else int(self.catalog.item_ids[item]),
@@ -309,25 +355,22 @@ class Explainer:
         return out
 
     def _content(self, request: Requests, profile: torch.Tensor, top: list[int]) -> list[dict]:
-        """Occlusion deltas of the content score (ContentModel.genre_contributions' formula),
-        for all top items in one encoder pass, against the profile the score used."""
+        """Occlusion deltas of the content score (ContentModel.genre_contributions' formula):
+        the item's score for this profile minus its score with one genre switched off."""
         content = self.models.content
         present = request.items[0] > 0
         taste = content.genre_profile(request.items[0][present] - 1, request.ratings[0][present])
-        rows, slots = [], []
-        for item in top:
-            rows.append(content.features[item])
-            first = len(rows) - 1
-            for j, g in self.content_genres[item]:
-                variant = content.features[item].clone()
-                variant[j] = 0.0
-                rows.append(variant)
-                slots.append((item, first, len(rows) - 1, g))
-        variants = torch.stack(rows)
-        values = content.log_scale.exp() * (content.encode(variants) @ profile)
-        values = values + content.item_prior(variants)
-        deltas: dict[int, dict[str, float]] = {item: {} for item in top}
-        for item, first, row, g in slots:
-            deltas[item][g] = float(values[first] - values[row])
+        scale = content.log_scale.exp()
         cosine = self.scorer.encodings[top] @ profile
-        return [content_reason(deltas[item], taste, float(cosine[n])) for n, item in enumerate(top)]
+        out = []
+        for n, item in enumerate(top):
+            start, stop = self._variant_start[item], self._variant_start[item + 1]
+            score = scale * cosine[n] + self._content_prior[item]
+            variants = scale * (self._variant_encodings[start:stop] @ profile)
+            variants = variants + self._variant_prior[start:stop]
+            deltas = {
+                g: float(score - value)
+                for (_, g), value in zip(self.content_genres[item], variants, strict=True)
+            }
+            out.append(content_reason(deltas, taste, float(cosine[n])))
+        return out

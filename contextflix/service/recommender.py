@@ -29,7 +29,7 @@ from contextflix.models.popularity import UNKNOWN
 from contextflix.models.scoring import MODELS, SOURCES, Requests, Scorer
 from contextflix.service.catalog import Catalog
 from contextflix.service.errors import RecommenderError
-from contextflix.service.explain import Explainer
+from contextflix.service.explain import Explainer, occlusion_variants
 from contextflix.service.requests import MAX_BATCH, RecommendRequest, parse_request, quote
 
 
@@ -161,7 +161,9 @@ class Recommender:
             self._store(query, result)
         return result
 
-    def recommend_batch(self, requests: Sequence[Mapping[str, Any]]) -> list[dict]:
+    def recommend_batch(
+        self, requests: Sequence[Mapping[str, Any]], cache: bool = True
+    ) -> list[dict]:
         """Each request's recommend() answer, or {"error": message}; valid ones scored together.
 
         At most MAX_BATCH requests, each with the fields of ``RecommendRequest``.
@@ -178,12 +180,13 @@ class Recommender:
             except RecommenderError as error:
                 results[n] = {"error": str(error)}
                 continue
-            results[n] = self._cached(query)
+            results[n] = self._cached(query) if cache else None
             if results[n] is None:
                 pending.append((n, query))
         answers = self._answer([q for _, q in pending])
         for (n, query), answer in zip(pending, answers, strict=True):
-            self._store(query, answer)
+            if cache:
+                self._store(query, answer)
             results[n] = answer
         return results
 
@@ -215,42 +218,58 @@ class Recommender:
 
     @torch.inference_mode()
     def _answer(self, queries: list[_Query]) -> list[dict]:
-        """Answers in order; queries grouped by the model that scores them, one pass each."""
+        """Answers in order; queries grouped by the model that scores them, one pass each.
+
+        A request to a model that uses the sequential source is scored together with its
+        occlusion variants (explain.occlusion_variants), which its explanation needs.
+        """
         groups: dict[str, list[int]] = {}
         rows = [self._request(q) for q in queries]
         for n, q in enumerate(queries):
             groups.setdefault("popularity" if _cold(q) else q.model, []).append(n)
         answers: list[dict] = [{}] * len(queries)
         for model, members in groups.items():
-            requests = Requests.concat([rows[n] for n in members])
-            scored = self.scorer.score(requests, model)
-            allowed = self._allowed([queries[n] for n in members], requests)
+            sequential = "sequential" in self.scorer.sources_of(model)
+            parts, starts, variants = [], [], []
+            for n in members:
+                starts.append(sum(len(p) for p in parts))
+                parts.append(rows[n])
+                found = occlusion_variants(rows[n]) if sequential else None
+                variants.append(None if found is None else found[1])
+                if found is not None:
+                    parts.append(found[0])
+            scored = self.scorer.score(Requests.concat(parts), model)
+            base = torch.tensor(starts)
+            allowed = self._allowed([queries[n] for n in members], [rows[n] for n in members])
             k = max(queries[n].k for n in members)
-            tops = self.scorer.top_k(scored.scores, allowed, k)
-            for row, n in enumerate(members):
-                q = queries[n]
-                top = [i for i in tops[row, : q.k].tolist() if i >= 0]
-                fallback = "popularity" if _cold(q) else None
-                answers[n] = self._result(q, rows[n], scored, row, top, fallback)
+            tops = self.scorer.top_k(scored.scores[base], allowed, k)
+            for i, n in enumerate(members):
+                q, start = queries[n], starts[i]
+                top = [item for item in tops[i, : q.k].tolist() if item >= 0]
+                occlusion = None
+                if variants[i] is not None:
+                    stop = start + 1 + len(variants[i])
+                    occlusion = (scored.raw["sequential"][start + 1 : stop], variants[i])
+                answers[n] = self._result(q, rows[n], scored, start, top, occlusion)
         return answers
 
-    def _allowed(self, queries: list[_Query], requests: Requests) -> torch.Tensor:
+    def _allowed(self, queries: list[_Query], requests: list[Requests]) -> torch.Tensor:
         """[B, n_items]: the catalogue, in the chosen genres, unseen unless asked otherwise."""
         allowed = self.catalog.rated.expand(len(queries), -1).clone()
-        seen = requests.seen(self.n_items)
-        for row, q in enumerate(queries):
+        for row, (q, request) in enumerate(zip(queries, requests, strict=True)):
             if q.genres:
                 in_genres = torch.zeros(self.n_items, dtype=torch.bool)
                 for g in q.genres:
                     in_genres |= self.catalog.genre_masks[g]
                 allowed[row] &= in_genres
             if q.exclude_seen:
-                allowed[row] &= ~seen[row]
+                allowed[row] &= ~request.seen(self.n_items)[0]
         return allowed
 
-    def _result(self, q: _Query, request: Requests, scored, row: int, top, fallback) -> dict:
+    def _result(self, q: _Query, request: Requests, scored, row: int, top, occlusion) -> dict:
         """The API's answer: items with score, contributions and reasons, best reason first."""
-        reasons = self.explainer.reasons(request, scored, row, top, cold=fallback is not None)
+        fallback = "popularity" if _cold(q) else None
+        reasons = self.explainer.reasons(request, scored, row, top, fallback is not None, occlusion)
         trust = {s: float(w[row]) for s, w in scored.weights.items()}
         items = []
         for rank, item in enumerate(top):
