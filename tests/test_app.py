@@ -147,7 +147,7 @@ def test_gradio_shapes(client: Client) -> None:
         ({"user_id": 1, "model": "magic"}, "/recommend", "model"),
         ({"user_id": 1, "history": [1]}, "/recommend", "either"),
         ({"history": [-5]}, "/recommend", "-5"),
-        ({"item_id": -1}, "/similar_movies", "item_id"),
+        ({"item_id": -1}, "/similar_movies", "-1"),
         ({"user_id": 0}, "/user_history", "Unknown user"),
         ({"user_id": 0}, "/user_preferences", "Unknown user"),
         ({"limit": 0}, "/users", "limit"),
