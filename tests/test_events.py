@@ -10,7 +10,7 @@ import pytest
 
 from contextflix.evaluation.ab import ctr_by_arm
 from contextflix.web.events import EventLog
-from contextflix.web.limits import EventLimits, RateLimiter
+from contextflix.web.limits import ApiConfig, EventLimits, RateLimiter
 
 GENEROUS = EventLimits(
     visitor_writes_per_minute=1e6,
@@ -122,3 +122,17 @@ def test_rate_limiter_refills_and_forgets_old_keys() -> None:
     for key in "bcde":
         limiter.allow(key, now=1.0)
     assert len(limiter._buckets) == 3
+
+
+def test_limits_come_from_the_app_config(tmp_path: Path) -> None:
+    config = tmp_path / "app.yaml"
+    config.write_text(
+        "events:\n  max_rows: 1234\n  hub_dataset: null\n"
+        "api:\n  max_body_bytes: 2048\n  cors_origins: [https://a.example]\n  mcp_server: false\n"
+    )
+    loaded = ApiConfig.load(config)
+    assert loaded.events.max_rows == 1234 and loaded.max_body_bytes == 2048
+    assert loaded.cors_origins == ("https://a.example",) and loaded.mcp_server is False
+    assert ApiConfig.load(tmp_path / "missing.yaml") == ApiConfig()
+    shipped = ApiConfig.load(Path(__file__).resolve().parents[1] / "configs" / "app.yaml")
+    assert shipped == ApiConfig()  # the file states the defaults

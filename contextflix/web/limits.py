@@ -38,6 +38,7 @@ class ApiConfig:
     cors_origins: tuple[str, ...] = ("*",)
     mcp_server: bool = True
     gradio_sessions: int = 500  # Gradio keeps each session's last inputs; at most this many
+    gradio_queue: int = 256  # calls waiting in Gradio's queue; more are refused ("queue full")
     events: EventLimits = field(default_factory=EventLimits)
 
     @classmethod
@@ -53,6 +54,7 @@ class ApiConfig:
             cors_origins=tuple(api.get("cors_origins") or cls.cors_origins),
             mcp_server=bool(api.get("mcp_server", cls.mcp_server)),
             gradio_sessions=int(api.get("gradio_sessions", cls.gradio_sessions)),
+            gradio_queue=int(api.get("gradio_queue", cls.gradio_queue)),
             events=EventLimits(**{k: v for k, v in events.items() if k in known}),
         )
 

@@ -181,7 +181,7 @@ def create_app(service: Any, settings: Settings, bundle_dir: Path | None = None)
         visitors=visitors,
     )
     demo = build_ui(api, ui_config)
-    demo.queue(default_concurrency_limit=8)
+    demo.queue(default_concurrency_limit=8, max_size=api_config.gradio_queue)
     demo.state_session_capacity = api_config.gradio_sessions  # each keeps its last inputs
     publish_only_the_api(demo)
     short_argument_errors(demo)
