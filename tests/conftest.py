@@ -44,3 +44,15 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                "TMDB_IMAGE_URL": f"{tmdb}/img"}  # fmt: skip
         with running_app(bundle, root / "app", env=env) as url:
             yield url
+
+
+@pytest.fixture(scope="module")
+def own_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A separate ``python app.py`` whose app folder (event log) a test can inspect: yields
+    (base URL, app folder)."""
+    from tests.support import build_demo_bundle, running_app
+
+    root = tmp_path_factory.mktemp("own-app")
+    bundle = build_demo_bundle(root / "bundle")
+    with running_app(bundle, root / "app") as url:
+        yield url, root / "app"

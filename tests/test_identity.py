@@ -62,7 +62,8 @@ def test_middleware_sets_the_cookie_once(ids: VisitorIds) -> None:
 
 
 def test_the_app_issues_identities(app_url: str) -> None:
-    response = httpx.get(f"{app_url}/api/health")
+    assert "set-cookie" not in httpx.get(f"{app_url}/api/movies").headers  # cacheable answers
+    response = httpx.get(f"{app_url}/")
     token = response.cookies.get(COOKIE)
     assert token and len(token) == TOKEN_LENGTH
     assert "HttpOnly" in response.headers["set-cookie"]

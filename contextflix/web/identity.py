@@ -23,6 +23,7 @@ SIGNATURE_HEX = 32  # truncated HMAC-SHA256
 TOKEN_LENGTH = ID_HEX + 1 + SIGNATURE_HEX
 MAX_AGE = 365 * 24 * 3600
 SECRET_ENV = "CONTEXTFLIX_SECRET"
+NO_COOKIE_PREFIX = "/api/"
 
 
 class VisitorIds:
@@ -96,8 +97,12 @@ class VisitorCookieMiddleware:
         self.app, self.ids = app, ids
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or self.ids.verify(
-            _cookie_from_headers(scope.get("headers") or [])
+        if (
+            scope["type"] != "http"
+            # REST answers never log events, and a cacheable answer must not carry one
+            # visitor's cookie to everyone a shared cache serves it to
+            or scope.get("path", "").startswith(NO_COOKIE_PREFIX)
+            or self.ids.verify(_cookie_from_headers(scope.get("headers") or []))
         ):
             await self.app(scope, receive, send)
             return

@@ -16,10 +16,12 @@ import gradio as gr
 import yaml
 from fastapi import FastAPI
 
-from contextflix.web.api import Api, install_error_handlers, rest_router
+from contextflix.web.api import Api, publish_only_the_api, short_argument_errors
 from contextflix.web.events import EventLog
 from contextflix.web.identity import VisitorCookieMiddleware, VisitorIds
+from contextflix.web.limits import ApiConfig
 from contextflix.web.posters import PosterCache
+from contextflix.web.rest import install_error_handlers, install_http_layers, rest_router
 from contextflix.web.startup import Serving, Training, pipeline_command
 from contextflix.web.tmdb import API_URL, ATTRIBUTION, IMAGE_URL, TmdbPosters
 from contextflix.web.ui import UiConfig, build_ui
@@ -217,10 +219,12 @@ def create_app(
 
     With ``training`` (a first start), the trained bundle replaces ``service`` when it is ready.
     """
+    api_config = ApiConfig.load()
     events = EventLog(
         settings.app_dir / "events.sqlite",
         hub_repo=settings.events_hub_dataset,
         every_minutes=settings.events_every,
+        limits=api_config.events,
     )
     api = Api(service, events)
     tmdb = _tmdb(settings, service)
@@ -249,7 +253,10 @@ def create_app(
         footer=footer,
     )
     demo = build_ui(api, ui_config)
-    demo.queue(default_concurrency_limit=8)
+    demo.queue(default_concurrency_limit=8, max_size=api_config.gradio_queue)
+    demo.state_session_capacity = api_config.gradio_sessions  # each keeps its last inputs
+    publish_only_the_api(demo)
+    short_argument_errors(demo)
 
     app = FastAPI(
         title="ContextFlix API",
@@ -260,6 +267,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(VisitorCookieMiddleware, ids=visitors)
+    install_http_layers(app, api, api_config)
     app.include_router(rest_router(api))
     allowed = [str(posters.folder.resolve())]
     if bundle_dir is not None:
@@ -274,10 +282,11 @@ def create_app(
         css_paths=[STYLE],
         js=FORCE_DARK_JS,
         allowed_paths=allowed,
-        show_error=True,
+        show_error=False,  # gr.Error messages still show; other errors never reach a visitor
         footer_links=["api", "gradio"],
         server_name=settings.host,
         server_port=settings.port,
+        mcp_server=api_config.mcp_server,
     )
 
 

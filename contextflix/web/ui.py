@@ -17,7 +17,7 @@ import gradio as gr
 
 from contextflix.evaluation.ab import assign_arm
 from contextflix.web import rows, views
-from contextflix.web.api import GRADIO_ENDPOINTS, Api, friendly, register_gradio_endpoints
+from contextflix.web.api import Api, friendly, register_gradio_endpoints
 from contextflix.web.cards import caption, gallery_value, poster_img
 from contextflix.web.context import (
     BROWSER_TIME_OF_DAY_JS,
@@ -57,11 +57,6 @@ def build_ui(api: Api, cfg: UiConfig) -> gr.Blocks:
     with page.demo:
         register_gradio_endpoints(api)
         wire(page, api, cfg)
-    # The page's own callbacks are not API: hidden from the API docs and the clients (which
-    # also keeps ~400 KB of API description out of every page load).
-    for fn in page.demo.fns.values():
-        if fn.api_name not in GRADIO_ENDPOINTS:
-            fn.api_visibility = "private"
     return page.demo
 
 
