@@ -1,6 +1,7 @@
-"""Test support: a demo bundle built in seconds, fake metrics and an app launcher.
+"""Test support: a demo bundle built in seconds, fake metrics, an app launcher, a stand-in for
+the training command (first-start tests) and the headless Chromium + axe-core helpers.
 
-Real ml-latest-small catalogue, users, interactions and context popularity, so titles,
+The demo bundle has the real ml-latest-small catalogue, users, interactions and context popularity, so titles,
 histories, genres and "popular in the evening" are real; the learned models are small and
 untrained (random weights), so their rankings mean nothing. That is enough to drive every
 screen and endpoint end to end through the real ``Recommender`` without training for minutes.
