@@ -110,7 +110,9 @@ def build_layout(genres: list[str], timer_active: bool, footer: str, api_help: s
     with gr.Blocks(title="ContextFlix") as demo:
         c: dict = {"demo": demo}
         c["session"] = gr.State({})
-        c["taste"] = gr.BrowserState([], storage_key=TASTE_KEY)
+        # The visitor's reactions, in their own browser's storage. Gradio sends the "secret" to
+        # every browser, so it protects nothing; a fixed one lets the picks outlive an app restart.
+        c["taste"] = gr.BrowserState([], storage_key=TASTE_KEY, secret=TASTE_KEY)
         c["hidden"] = gr.State([])
         c["rows_state"] = gr.State([])
         c["hero_item"] = gr.State(None)
