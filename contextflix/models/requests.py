@@ -45,6 +45,9 @@ class Requests:
     def slice(self, start: int, stop: int) -> Requests:
         return self._map(lambda _, t: t[start:stop])
 
+    def take(self, rows: torch.Tensor) -> Requests:
+        return self._map(lambda _, t: t[rows])
+
     def without_context(self) -> Requests:
         """The same requests with every context value replaced by "unknown"."""
         unknown = ("time_of_day", "device", "target_time_of_day", "target_device")
