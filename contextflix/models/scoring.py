@@ -32,7 +32,7 @@ import torch
 from torch.nn import functional as F
 
 from contextflix.models.collaborative import MatrixFactorization
-from contextflix.models.content import ContentModel, profile_weights
+from contextflix.models.content import ContentModel
 from contextflix.models.hybrid import ContextHybrid, standardise
 from contextflix.models.popularity import UNKNOWN, ContextPopularity
 from contextflix.models.requests import Requests, Targets, protocol_s_targets
@@ -321,7 +321,8 @@ class Scorer:
         if known.any():
             bias[known] = mf.user_bias(requests.user[known]).squeeze(-1)
             vectors[known] = mf.user_factors(requests.user[known])
-        for i in (~known).nonzero().flatten().tolist():
+        visitors = ~known & (requests.history_length > 0)  # no history: the prior, 0
+        for i in visitors.nonzero().flatten().tolist():
             present = requests.items[i] > 0
             bias[i], vectors[i] = mf.fold_in(
                 requests.items[i][present] - 1, requests.ratings[i][present]
@@ -329,14 +330,13 @@ class Scorer:
         return bias, vectors
 
     def _profiles(self, requests: Requests) -> torch.Tensor:
-        """[B, D] unit content profiles: sum of w_j e_j over each history (ContentModel)."""
-        content = self.models.content
-        weights = torch.zeros(len(requests), self.n_items + 1)
-        for i in range(len(requests)):
-            present = requests.items[i] > 0
-            weights[i, requests.items[i][present]] = profile_weights(
-                requests.ratings[i][present], content.weight_offset
-            )
+        """[B, D] unit content profiles: sum of w_j e_j over each history, with the weights
+        of ``content.profile_weights``: offset + rating - the history's mean rating."""
+        present = requests.items > 0
+        count = present.sum(1, keepdim=True).clamp_min(1)
+        mean = (requests.ratings * present).sum(1, keepdim=True) / count  # exact: star sums
+        w = (self.models.content.weight_offset + requests.ratings - mean) * present
+        weights = torch.zeros(len(requests), self.n_items + 1).scatter_(1, requests.items, w)
         return F.normalize(weights[:, 1:] @ self.encodings, dim=-1)
 
     # --- ranking ----------------------------------------------------------------------------
