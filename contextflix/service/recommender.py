@@ -107,7 +107,7 @@ class Recommender:
             for movie, rating in given.items():
                 if not low <= rating <= high:
                     raise RecommenderError(
-                        f"Rating {quote(rating)} for movie {movie} is outside this data set's"
+                        f"Rating {quote(rating)} for movie {quote(movie)} is outside this data set's"
                         f" range {low:g} to {high:g}"
                     )
             values = tuple(float(given.get(i, high)) for i in request.history)  # unrated = liked
