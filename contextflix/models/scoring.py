@@ -114,6 +114,8 @@ class Scored:
 
 def _gather(parts: Sequence[tuple[torch.Tensor, torch.Tensor]], n: int) -> torch.Tensor:
     """[n, ...] from (row indices, [BLOCK, ...] block values) pairs; padding rows dropped."""
+    if len(parts) == 1:  # one block: its rows are 0..n-1 in order
+        return parts[0][1][:n]
     first = parts[0][1]
     out = torch.empty((n, *first.shape[1:]), dtype=first.dtype)
     for rows, values in parts:

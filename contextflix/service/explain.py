@@ -256,6 +256,15 @@ class Explainer:
         self.user_unit = F.normalize(mf.user_factors.weight, dim=1) if mf is not None else None
         if content is not None:
             self._prepare_content(content)
+        with torch.inference_mode():  # [time of day, device, item] context lift, every cell
+            popularity = self.models.popularity
+            tod, dev = torch.meshgrid(
+                torch.arange(popularity.counts.shape[0]),
+                torch.arange(popularity.counts.shape[1]),
+                indexing="ij",
+            )
+            lift = popularity.lift(tod.flatten(), dev.flatten())
+            self._lift = lift.reshape(*tod.shape, -1)
 
     @torch.inference_mode()
     def _prepare_content(self, content) -> None:
@@ -310,18 +319,15 @@ class Explainer:
         return out
 
     def _popularity(self, request: Requests, top: list[int], cold: bool) -> list[dict]:
-        popularity = self.models.popularity
-        t, d = request.target_time_of_day, request.target_device
-        lift, cell = popularity.lift(t, d)[0], popularity.cell(t, d)[0]
-        tod, dev = int(t[0]), int(d[0])
+        tod, dev = int(request.target_time_of_day[0]), int(request.target_device[0])
         tod_name = None if tod == UNKNOWN else TIMES_OF_DAY[tod]
         dev_name = None if dev == UNKNOWN else DEVICES[dev]
-        n_ratings = self.catalog.n_ratings
+        lift = self._lift[tod, dev, top].tolist()
+        cell = self.models.popularity.counts[tod, dev, top].tolist()
+        n_ratings = self.catalog.n_ratings[top].tolist()
         return [
-            popularity_reason(
-                float(lift[i]), float(cell[i]), int(n_ratings[i]), tod_name, dev_name, cold
-            )
-            for i in top
+            popularity_reason(lift[n], cell[n], n_ratings[n], tod_name, dev_name, cold)
+            for n in range(len(top))
         ]
 
     def _collaborative(self, request: Requests, scored: Scored, row: int, top: list[int]) -> list:
