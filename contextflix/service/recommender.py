@@ -32,6 +32,10 @@ from contextflix.service.errors import RecommenderError
 from contextflix.service.explain import Explainer, occlusion_variants
 from contextflix.service.requests import MAX_BATCH, RecommendRequest, parse_request, quote
 
+CHUNK = 16
+"""Requests scored in one call of the Scorer: enough to fill its blocks, small enough that
+the [rows, n_items] tensors of a big batch stay in cache."""
+
 
 @dataclass(frozen=True)
 class _Query:
@@ -228,7 +232,12 @@ class Recommender:
         for n, q in enumerate(queries):
             groups.setdefault("popularity" if _cold(q) else q.model, []).append(n)
         answers: list[dict] = [{}] * len(queries)
-        for model, members in groups.items():
+        chunks = [
+            (model, members[start : start + CHUNK])
+            for model, members in groups.items()
+            for start in range(0, len(members), CHUNK)
+        ]
+        for model, members in chunks:
             sequential = "sequential" in self.scorer.sources_of(model)
             parts, starts, variants = [], [], []
             for n in members:
