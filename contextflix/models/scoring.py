@@ -175,11 +175,15 @@ class Scorer:
     # --- scoring ----------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def score(self, requests: Requests, model: str) -> Scored:
-        """[B, n_items] scores of ``model`` with contributions, weights and raw scores."""
+    def score(self, requests: Requests, model: str, lengths: torch.Tensor | None = None) -> Scored:
+        """[B, n_items] scores of ``model`` with contributions, weights and raw scores.
+
+        ``lengths`` (default: each history's length) decide which rows share a block: a row
+        scored alongside another (an occlusion variant beside its request) may borrow its.
+        """
         parts = [
             (rows, self._score_block(block, [model], length)[model])
-            for rows, block, length in self._blocks(requests)
+            for rows, block, length in self._blocks(requests, lengths)
         ]
         return Scored.gather(parts, len(requests))
 
@@ -220,14 +224,16 @@ class Scorer:
         """[B, n_items] True where an item is no candidate: outside the catalogue or seen."""
         return requests.seen(self.n_items) | ~self.candidates
 
-    def _blocks(self, requests: Requests) -> list[tuple[torch.Tensor, Requests, int]]:
+    def _blocks(
+        self, requests: Requests, lengths: torch.Tensor | None = None
+    ) -> list[tuple[torch.Tensor, Requests, int]]:
         """(row indices, a BLOCK-row block of them, its sequence length) covering ``requests``.
 
         Rows are grouped by the sequence length their own history needs (the next power of
         two, at most the sequential model's max_len), so every row is always computed in a
         pass of the same shape, whatever else is in the batch.
         """
-        lengths = requests.history_length.clamp_min(1)
+        lengths = (requests.history_length if lengths is None else lengths).clamp_min(1)
         if self.models.sequential is None:
             buckets = torch.ones_like(lengths)
         else:

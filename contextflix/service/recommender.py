@@ -239,7 +239,7 @@ class Recommender:
         ]
         for model, members in chunks:
             sequential = "sequential" in self.scorer.sources_of(model)
-            parts, starts, variants = [], [], []
+            parts, starts, variants, lengths = [], [], [], []
             for n in members:
                 starts.append(sum(len(p) for p in parts))
                 parts.append(rows[n])
@@ -247,7 +247,9 @@ class Recommender:
                 variants.append(None if found is None else found[1])
                 if found is not None:
                     parts.append(found[0])
-            scored = self.scorer.score(Requests.concat(parts), model)
+                size = 1 + (0 if found is None else len(found[1]))
+                lengths.append(rows[n].history_length.expand(size))  # variants beside it
+            scored = self.scorer.score(Requests.concat(parts), model, torch.cat(lengths))
             base = torch.tensor(starts)
             allowed = self._allowed([queries[n] for n in members], [rows[n] for n in members])
             k = max(queries[n].k for n in members)
