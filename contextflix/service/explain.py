@@ -195,21 +195,16 @@ def occlusion_variants(request: Requests) -> tuple[Requests, list[int]] | None:
     n = len(history["items"])
     if n == 0:
         return None
-    positions = list(range(max(0, n - OCCLUSION_WINDOW), n))
-    rows = [
-        {name: torch.cat([t[:j], t[j + 1 :]]) for name, t in history.items()} for j in positions
-    ]
-    width = max(n - 1, 1)
+    removed = torch.arange(max(0, n - OCCLUSION_WINDOW), n)
+    kept = torch.arange(n - 1)[None, :]
+    kept = kept + (kept >= removed[:, None]).long()  # [variants, n - 1]: all but one
     variants = Requests(
-        user=request.user.expand(len(rows)),
-        **{
-            name: torch.stack([F.pad(r[name], (width - len(r[name]), 0)) for r in rows])
-            for name in _HISTORY_FIELDS
-        },
-        target_time_of_day=request.target_time_of_day.expand(len(rows)),
-        target_device=request.target_device.expand(len(rows)),
+        user=request.user.expand(len(removed)),
+        **{name: values[kept] for name, values in history.items()},
+        target_time_of_day=request.target_time_of_day.expand(len(removed)),
+        target_device=request.target_device.expand(len(removed)),
     )
-    return variants, [int(history["items"][j]) - 1 for j in positions]
+    return variants, (history["items"][removed] - 1).tolist()
 
 
 def occlusion_drops(
