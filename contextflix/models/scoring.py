@@ -57,8 +57,10 @@ MODELS = ("popularity", "collaborative", "content", "sequential", "hybrid_no_con
 """Every model a request can name; hybrid_no_context is the A/B test's arm A."""
 CONTEXT_FREE = ("collaborative", "content")
 """Sources whose scores do not depend on the context: computed once per request."""
-BLOCK = 8
-"""Rows per scoring pass (see the module docstring)."""
+BLOCK = 4
+"""Rows per scoring pass (see the module docstring). Small, because a single request pays
+for the whole block: 4 rows hold a request and the 3 occlusion variants its explanation
+needs (service/explain.py) at about the cost of one."""
 
 
 @dataclass

@@ -46,7 +46,8 @@ MIN_NOTABLE_LIFT = 1.2
 MAX_GENRES = 2
 OCCLUSION_WINDOW = BLOCK - 1
 """Most recent history items the sequential reason tries removing: with the request itself,
-they fill one scoring block."""
+they fill one scoring block, so the reason costs almost nothing. A next-item model leans on
+the most recent items; an older one is never named."""
 
 
 def context_phrase(time_of_day: str | None, device: str | None) -> str:
