@@ -61,6 +61,8 @@ class Requests:
         """``rows`` requests: these, then empty visitor requests; histories ``width`` wide."""
         width = self.items.shape[1] if width is None else width
         extra = rows - len(self)
+        if extra == 0 and width == self.items.shape[1]:
+            return self
 
         def pad(name: str, t: torch.Tensor) -> torch.Tensor:
             fill = -1 if name == "user" else UNKNOWN if "time" in name or "device" in name else 0

@@ -364,15 +364,15 @@ class Explainer:
         taste = content.genre_profile(request.items[0][present] - 1, request.ratings[0][present])
         scale = content.log_scale.exp()
         cosine = self.scorer.encodings[top] @ profile
-        out = []
+        scores = (scale * cosine + self._content_prior[top]).tolist()
+        spans = [range(self._variant_start[i], self._variant_start[i + 1]) for i in top]
+        rows = torch.tensor([r for span in spans for r in span], dtype=torch.long)
+        variants = scale * (self._variant_encodings[rows] @ profile) + self._variant_prior[rows]
+        values, out, start = variants.tolist(), [], 0
         for n, item in enumerate(top):
-            start, stop = self._variant_start[item], self._variant_start[item + 1]
-            score = scale * cosine[n] + self._content_prior[item]
-            variants = scale * (self._variant_encodings[start:stop] @ profile)
-            variants = variants + self._variant_prior[start:stop]
-            deltas = {
-                g: float(score - value)
-                for (_, g), value in zip(self.content_genres[item], variants, strict=True)
-            }
+            genres = [g for _, g in self.content_genres[item]]
+            chunk = values[start : start + len(genres)]
+            start += len(genres)
+            deltas = {g: scores[n] - v for g, v in zip(genres, chunk, strict=True)}
             out.append(content_reason(deltas, taste, float(cosine[n])))
         return out
