@@ -61,7 +61,8 @@ from contextflix.models.popularity import UNKNOWN, ContextPopularity
 from contextflix.models.scoring import BaseModels
 from contextflix.models.sequential import SequentialRecommender
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the hybrid has no rating head; bundles also record their data licence."""
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "popularity": ContextPopularity,
     "collaborative": MatrixFactorization,
@@ -308,7 +309,8 @@ def load_bundle(path: str | Path, data_dir: str | Path | None = None) -> Bundle:
     if version != FORMAT_VERSION:
         raise BundleError(
             f"{path / CONFIG}: bundle format_version {version!r} is not supported "
-            f"(this contextflix reads format_version {FORMAT_VERSION})"
+            f"(this contextflix reads format_version {FORMAT_VERSION}); re-export it with "
+            "`python -m training pipeline`"
         )
     models_config = config.get("models", {})
     unknown = sorted(set(models_config) - set(MODEL_CLASSES))

@@ -262,8 +262,10 @@ def evaluate_bundle(
                 "skipped": run.skipped,
                 "by_context": by_context,
                 "notes": (
-                    "leave-last-out by time, full ranking over every unseen catalogue item,"
-                    " pessimistic ties; 95% bootstrap intervals over users (1,000 resamples,"
+                    "leave-last-out by time, full ranking over every unseen catalogue item;"
+                    " equal scores ordered as the service shows them (training popularity,"
+                    " then item id), any tie left counting against the target; 95% bootstrap"
+                    " intervals over users (1,000 resamples,"
                     " seed 0); mean_popularity@10 counts protocol S train interactions;"
                     " device is SIMULATED"
                 ),

@@ -92,4 +92,4 @@ class ContextHybrid(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mix standardised scores [B, n_sources, n_items] -> ([B, n_items], weights [B, n_sources])."""
         w = self.weights(time_of_day, device, history_length, available)
-        return self.log_scale.exp() * torch.einsum("bs,bsi->bi", w, scores), w
+        return self.log_scale.exp() * (w[:, :, None] * scores).sum(1), w

@@ -45,6 +45,9 @@ class Requests:
     def slice(self, start: int, stop: int) -> Requests:
         return self._map(lambda _, t: t[start:stop])
 
+    def take(self, rows: torch.Tensor) -> Requests:
+        return self._map(lambda _, t: t[rows])
+
     def without_context(self) -> Requests:
         """The same requests with every context value replaced by "unknown"."""
         unknown = ("time_of_day", "device", "target_time_of_day", "target_device")
@@ -58,6 +61,8 @@ class Requests:
         """``rows`` requests: these, then empty visitor requests; histories ``width`` wide."""
         width = self.items.shape[1] if width is None else width
         extra = rows - len(self)
+        if extra == 0 and width == self.items.shape[1]:
+            return self
 
         def pad(name: str, t: torch.Tensor) -> torch.Tensor:
             fill = -1 if name == "user" else UNKNOWN if "time" in name or "device" in name else 0

@@ -12,8 +12,8 @@ Two details make "the same ranking" exact rather than nearly so:
 - Blocks of fixed shape. CPU matrix kernels choose their summation order by the shape of
   the product, so a user's scores computed alone differ in the last bits from the same user's
   scores inside a batch of 256, enough to swap two near-equal items. The Scorer therefore
-  scores every request in blocks of exactly ``BLOCK`` rows (the last block padded with empty
-  requests) and every sequence padded to the model's ``max_len``: the bits of a request's
+  scores requests in blocks of exactly ``BLOCK`` rows (the last one padded with empty
+  requests), grouped by the sequence length their own history needs: the bits of a request's
   scores do not depend on what else is in its batch.
 - Ties broken once. Some models give several items exactly the same score (content: movies
   with identical features; popularity: equal counts). A served list must order them; protocol
@@ -32,7 +32,7 @@ import torch
 from torch.nn import functional as F
 
 from contextflix.models.collaborative import MatrixFactorization
-from contextflix.models.content import ContentModel, profile_weights
+from contextflix.models.content import ContentModel
 from contextflix.models.hybrid import ContextHybrid, standardise
 from contextflix.models.popularity import UNKNOWN, ContextPopularity
 from contextflix.models.requests import Requests, Targets, protocol_s_targets
@@ -57,8 +57,10 @@ MODELS = ("popularity", "collaborative", "content", "sequential", "hybrid_no_con
 """Every model a request can name; hybrid_no_context is the A/B test's arm A."""
 CONTEXT_FREE = ("collaborative", "content")
 """Sources whose scores do not depend on the context: computed once per request."""
-BLOCK = 8
-"""Rows per scoring pass (see the module docstring)."""
+BLOCK = 4
+"""Rows per scoring pass (see the module docstring). Small, because a single request pays
+for the whole block: 4 rows hold a request and the 3 occlusion variants its explanation
+needs (service/explain.py) at about the cost of one."""
 
 
 @dataclass
@@ -91,23 +93,36 @@ class Scored:
     profiles: torch.Tensor | None = None  # [B, D] unit content profiles
 
     @staticmethod
-    def concat(parts: Sequence[Scored], rows: int) -> Scored:
-        """The first ``rows`` rows of the parts, in order."""
+    def gather(parts: Sequence[tuple[torch.Tensor, Scored]], n: int) -> Scored:
+        """n rows from (row indices, block) pairs: block row j is request ``rows[j]``."""
 
-        def cat(values: list) -> torch.Tensor | None:
-            return None if values[0] is None else torch.cat(values)[:rows]
+        def field(get) -> torch.Tensor | None:
+            if get(parts[0][1]) is None:
+                return None
+            return _gather([(rows, get(part)) for rows, part in parts], n)
 
-        first = parts[0]
+        first = parts[0][1]
         return Scored(
-            scores=cat([p.scores for p in parts]),
+            scores=field(lambda p: p.scores),
             contributions={
-                s: cat([p.contributions[s] for p in parts]) for s in first.contributions
+                s: field(lambda p, s=s: p.contributions[s]) for s in first.contributions
             },
-            weights={s: cat([p.weights[s] for p in parts]) for s in first.weights},
-            raw={s: cat([p.raw[s] for p in parts]) for s in first.raw},
-            user_vectors=cat([p.user_vectors for p in parts]),
-            profiles=cat([p.profiles for p in parts]),
+            weights={s: field(lambda p, s=s: p.weights[s]) for s in first.weights},
+            raw={s: field(lambda p, s=s: p.raw[s]) for s in first.raw},
+            user_vectors=field(lambda p: p.user_vectors),
+            profiles=field(lambda p: p.profiles),
         )
+
+
+def _gather(parts: Sequence[tuple[torch.Tensor, torch.Tensor]], n: int) -> torch.Tensor:
+    """[n, ...] from (row indices, [BLOCK, ...] block values) pairs; padding rows dropped."""
+    if len(parts) == 1:  # one block: its rows are 0..n-1 in order
+        return parts[0][1][:n]
+    first = parts[0][1]
+    out = torch.empty((n, *first.shape[1:]), dtype=first.dtype)
+    for rows, values in parts:
+        out[rows] = values[: len(rows)]
+    return out
 
 
 class Scorer:
@@ -162,23 +177,36 @@ class Scorer:
     # --- scoring ----------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def score(self, requests: Requests, model: str) -> Scored:
-        """[B, n_items] scores of ``model`` with contributions, weights and raw scores."""
-        blocks = [self._score_block(block, [model])[model] for block in self._blocks(requests)]
-        return Scored.concat(blocks, len(requests))
+    def score(self, requests: Requests, model: str, lengths: torch.Tensor | None = None) -> Scored:
+        """[B, n_items] scores of ``model`` with contributions, weights and raw scores.
+
+        ``lengths`` (default: each history's length) decide which rows share a block: a row
+        scored alongside another (an occlusion variant beside its request) may borrow its.
+        """
+        parts = [
+            (rows, self._score_block(block, [model], length)[model])
+            for rows, block, length in self._blocks(requests, lengths)
+        ]
+        return Scored.gather(parts, len(requests))
 
     @torch.inference_mode()
     def scores(self, requests: Requests, models: Sequence[str]) -> dict[str, torch.Tensor]:
         """{model: [B, n_items] scores} of several models, context-free sources shared."""
-        blocks = [self._score_block(block, models) for block in self._blocks(requests)]
-        return {m: torch.cat([b[m].scores for b in blocks])[: len(requests)] for m in models}
+        parts = [
+            (rows, self._score_block(block, models, length))
+            for rows, block, length in self._blocks(requests)
+        ]
+        return {m: _gather([(r, p[m].scores) for r, p in parts], len(requests)) for m in models}
 
     @torch.inference_mode()
     def raw(self, requests: Requests, sources: Sequence[str] | None = None) -> dict:
         """{source: [B, n_items] raw scores} (default: every available source)."""
         sources = self.models.available if sources is None else sources
-        blocks = [self._raw_block(block, sources)[0] for block in self._blocks(requests)]
-        return {s: torch.cat([b[s] for b in blocks])[: len(requests)] for s in sources}
+        parts = [
+            (rows, self._raw_block(block, sources, length)[0])
+            for rows, block, length in self._blocks(requests)
+        ]
+        return {s: _gather([(r, p[s]) for r, p in parts], len(requests)) for s in sources}
 
     @torch.inference_mode()
     def standardised(
@@ -187,36 +215,54 @@ class Scorer:
         """([B, n_sources, n_items] z-scores over each request's candidates, [B, n_items]
         excluded): the hybrid's input, as its training sees it."""
         z, excluded = [], []
-        for block in self._blocks(requests):
-            raw, _, _ = self._raw_block(block, sources)
+        for rows, block, length in self._blocks(requests):
+            raw, _, _ = self._raw_block(block, sources, length)
             out = self.excluded(block)
-            z.append(_standardised(raw, sources, out))
-            excluded.append(out)
-        return torch.cat(z)[: len(requests)], torch.cat(excluded)[: len(requests)]
+            z.append((rows, _standardised(raw, sources, out)))
+            excluded.append((rows, out))
+        return _gather(z, len(requests)), _gather(excluded, len(requests))
 
     def excluded(self, requests: Requests) -> torch.Tensor:
         """[B, n_items] True where an item is no candidate: outside the catalogue or seen."""
         return requests.seen(self.n_items) | ~self.candidates
 
-    def _blocks(self, requests: Requests) -> list[Requests]:
-        width = requests.items.shape[1]
-        if self.models.sequential is not None:
-            width = max(width, self.models.sequential.max_len)
-        return [
-            requests.slice(start, start + BLOCK).padded(BLOCK, width)
-            for start in range(0, len(requests), BLOCK)
-        ]
+    def _blocks(
+        self, requests: Requests, lengths: torch.Tensor | None = None
+    ) -> list[tuple[torch.Tensor, Requests, int]]:
+        """(row indices, a BLOCK-row block of them, its sequence length) covering ``requests``.
 
-    def _score_block(self, requests: Requests, models: Sequence[str]) -> dict[str, Scored]:
+        Rows are grouped by the sequence length their own history needs (the next power of
+        two, at most the sequential model's max_len), so every row is always computed in a
+        pass of the same shape, whatever else is in the batch.
+        """
+        lengths = (requests.history_length if lengths is None else lengths).clamp_min(1)
+        if self.models.sequential is None:
+            buckets = torch.ones_like(lengths)
+        else:
+            powers = 2 ** torch.ceil(torch.log2(lengths.double())).long()
+            buckets = powers.clamp_max(self.models.sequential.max_len)
+        out = []
+        for length in buckets.unique().tolist():
+            rows = (buckets == length).nonzero().flatten()
+            width = max(requests.items.shape[1], length)
+            for start in range(0, len(rows), BLOCK):
+                chunk = rows[start : start + BLOCK]
+                out.append((chunk, requests.take(chunk).padded(BLOCK, width), length))
+        return out
+
+    def _score_block(
+        self, requests: Requests, models: Sequence[str], length: int
+    ) -> dict[str, Scored]:
         variants = {"full": requests}
         if "hybrid_no_context" in models:
             variants["none"] = requests.without_context()
         needed = {s for m in models for s in self.sources_of(m)}
-        raw, vectors, profiles = self._raw_block(requests, needed)
+        raw, vectors, profiles = self._raw_block(requests, needed, length)
         raws = {"full": raw}
         if "none" in variants:
             shared = {s: raw[s] for s in CONTEXT_FREE if s in raw}
-            raws["none"] = {**shared, **self._raw_block(variants["none"], needed - set(shared))[0]}
+            rest = self._raw_block(variants["none"], needed - set(shared), length)[0]
+            raws["none"] = {**shared, **rest}
         excluded = self.excluded(requests) if any(m.startswith("hybrid") for m in models) else None
         out = {}
         for model in models:
@@ -254,8 +300,11 @@ class Scorer:
             raw={s: raw[s] for s in used},
         )
 
-    def _raw_block(self, requests: Requests, sources) -> tuple[dict, torch.Tensor | None, ...]:
-        """({source: [B, n_items]}, MF user vectors, content profiles) of one block."""
+    def _raw_block(
+        self, requests: Requests, sources, length: int
+    ) -> tuple[dict, torch.Tensor | None, torch.Tensor | None]:
+        """({source: [B, n_items]}, MF user vectors, content profiles) of one block, whose
+        sequences the sequential model reads ``length`` long."""
         models, raw = self.models, {}
         vectors = profiles = None
         if "popularity" in sources:
@@ -270,7 +319,7 @@ class Scorer:
             cosine = profiles @ self.encodings.T
             raw["content"] = self._content_scale * cosine + self._content_prior
         if "sequential" in sources and models.sequential is not None:
-            raw["sequential"] = sequential_scores(models.sequential, requests)
+            raw["sequential"] = sequential_scores(models.sequential, requests, length)
         return raw, vectors, profiles
 
     def _user_vectors(self, requests: Requests) -> tuple[torch.Tensor, torch.Tensor]:
@@ -282,7 +331,8 @@ class Scorer:
         if known.any():
             bias[known] = mf.user_bias(requests.user[known]).squeeze(-1)
             vectors[known] = mf.user_factors(requests.user[known])
-        for i in (~known).nonzero().flatten().tolist():
+        visitors = ~known & (requests.history_length > 0)  # no history: the prior, 0
+        for i in visitors.nonzero().flatten().tolist():
             present = requests.items[i] > 0
             bias[i], vectors[i] = mf.fold_in(
                 requests.items[i][present] - 1, requests.ratings[i][present]
@@ -290,14 +340,13 @@ class Scorer:
         return bias, vectors
 
     def _profiles(self, requests: Requests) -> torch.Tensor:
-        """[B, D] unit content profiles: sum of w_j e_j over each history (ContentModel)."""
-        content = self.models.content
-        weights = torch.zeros(len(requests), self.n_items + 1)
-        for i in range(len(requests)):
-            present = requests.items[i] > 0
-            weights[i, requests.items[i][present]] = profile_weights(
-                requests.ratings[i][present], content.weight_offset
-            )
+        """[B, D] unit content profiles: sum of w_j e_j over each history, with the weights
+        of ``content.profile_weights``: offset + rating - the history's mean rating."""
+        present = requests.items > 0
+        count = present.sum(1, keepdim=True).clamp_min(1)
+        mean = (requests.ratings * present).sum(1, keepdim=True) / count  # exact: star sums
+        w = (self.models.content.weight_offset + requests.ratings - mean) * present
+        weights = torch.zeros(len(requests), self.n_items + 1).scatter_(1, requests.items, w)
         return F.normalize(weights[:, 1:] @ self.encodings, dim=-1)
 
     # --- ranking ----------------------------------------------------------------------------
@@ -341,12 +390,18 @@ def _equal_trust(sources: Sequence[str]) -> ContextHybrid:
     return hybrid.eval()
 
 
-def sequential_scores(model: SequentialRecommender, requests: Requests) -> torch.Tensor:
-    """Position t carries the context of interaction t+1; the last, the request's context."""
-    items = requests.items[:, -model.max_len :]
+def sequential_scores(
+    model: SequentialRecommender, requests: Requests, length: int | None = None
+) -> torch.Tensor:
+    """Scores of the next item after each history's last ``length`` (default max_len) items.
+
+    Position t carries the context of interaction t+1; the last, the request's context.
+    """
+    length = model.max_len if length is None else min(length, model.max_len)
+    items = requests.items[:, -length:]
     tod = torch.cat([requests.time_of_day[:, 1:], requests.target_time_of_day[:, None]], 1)
     dev = torch.cat([requests.device[:, 1:], requests.target_device[:, None]], 1)
-    return model.score_last(items, tod[:, -model.max_len :], dev[:, -model.max_len :])
+    return model.score_last(items, tod[:, -length:], dev[:, -length:])
 
 
 def fit_popularity(dataset) -> ContextPopularity:

@@ -43,18 +43,26 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def bounded(name: str, value: Any, low: int, high: int) -> int:
-    """A whole number in [low, high] (strings of digits accepted), else RecommenderError."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer | str):
-        raise RecommenderError(f"{name} must be a whole number from {low} to {high}")
-    try:
-        number = int(value) if not isinstance(value, str) or len(value) < 20 else None
-    except ValueError:
-        number = None
+def whole_number(name: str, value: Any) -> int:
+    """An int (or a string of digits), never a bool, else RecommenderError."""
+    number = None
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        number = int(value)
+    elif isinstance(value, str) and len(value) < 20:
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
     if number is None:
-        raise RecommenderError(f"{name} must be a whole number from {low} to {high}")
+        raise RecommenderError(f"{name} must be a whole number, not {quote(value)}")
+    return number
+
+
+def bounded(name: str, value: Any, low: int, high: int) -> int:
+    """A whole number in [low, high], else RecommenderError."""
+    number = whole_number(name, value)
     if not low <= number <= high:
-        raise RecommenderError(f"{name} must be from {low} to {high}, not {number}")
+        raise RecommenderError(f"{name} must be from {low} to {high}, not {quote(number)}")
     return number
 
 
@@ -118,20 +126,20 @@ class Catalog:
 
     def user(self, user_id: Any) -> int:
         """The dense index of a data-set user id, else RecommenderError."""
-        uid = bounded("user_id", user_id, -(2**62), 2**62)
+        uid = whole_number("user_id", user_id)
         if uid not in self.user_index:
             raise RecommenderError(
-                f"Unknown user {uid}: user ids run from {self.user_ids.min()} to "
+                f"Unknown user {quote(uid)}: user ids run from {self.user_ids.min()} to "
                 f"{self.user_ids.max()} ({self.n_users} users)"
             )
         return self.user_index[uid]
 
     def item(self, item_id: Any) -> int:
         """The dense index of a MovieLens movie id, else RecommenderError."""
-        iid = bounded("item_id", item_id, -(2**62), 2**62)
+        iid = whole_number("item_id", item_id)
         if iid not in self.item_index:
             raise RecommenderError(
-                f"Unknown movie {iid}: not in this catalogue (search titles with movies())"
+                f"Unknown movie {quote(iid)}: not in this catalogue (search titles with movies())"
             )
         return self.item_index[iid]
 

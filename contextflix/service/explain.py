@@ -46,7 +46,8 @@ MIN_NOTABLE_LIFT = 1.2
 MAX_GENRES = 2
 OCCLUSION_WINDOW = BLOCK - 1
 """Most recent history items the sequential reason tries removing: with the request itself,
-they fill one scoring block."""
+they fill one scoring block, so the reason costs almost nothing. A next-item model leans on
+the most recent items; an older one is never named."""
 
 
 def context_phrase(time_of_day: str | None, device: str | None) -> str:
@@ -195,21 +196,16 @@ def occlusion_variants(request: Requests) -> tuple[Requests, list[int]] | None:
     n = len(history["items"])
     if n == 0:
         return None
-    positions = list(range(max(0, n - OCCLUSION_WINDOW), n))
-    rows = [
-        {name: torch.cat([t[:j], t[j + 1 :]]) for name, t in history.items()} for j in positions
-    ]
-    width = max(n - 1, 1)
+    removed = torch.arange(max(0, n - OCCLUSION_WINDOW), n)
+    kept = torch.arange(n - 1)[None, :]
+    kept = kept + (kept >= removed[:, None]).long()  # [variants, n - 1]: all but one
     variants = Requests(
-        user=request.user.expand(len(rows)),
-        **{
-            name: torch.stack([F.pad(r[name], (width - len(r[name]), 0)) for r in rows])
-            for name in _HISTORY_FIELDS
-        },
-        target_time_of_day=request.target_time_of_day.expand(len(rows)),
-        target_device=request.target_device.expand(len(rows)),
+        user=request.user.expand(len(removed)),
+        **{name: values[kept] for name, values in history.items()},
+        target_time_of_day=request.target_time_of_day.expand(len(removed)),
+        target_device=request.target_device.expand(len(removed)),
     )
-    return variants, [int(history["items"][j]) - 1 for j in positions]
+    return variants, (history["items"][removed] - 1).tolist()
 
 
 def occlusion_drops(
@@ -256,6 +252,15 @@ class Explainer:
         self.user_unit = F.normalize(mf.user_factors.weight, dim=1) if mf is not None else None
         if content is not None:
             self._prepare_content(content)
+        with torch.inference_mode():  # [time of day, device, item] context lift, every cell
+            popularity = self.models.popularity
+            tod, dev = torch.meshgrid(
+                torch.arange(popularity.counts.shape[0]),
+                torch.arange(popularity.counts.shape[1]),
+                indexing="ij",
+            )
+            lift = popularity.lift(tod.flatten(), dev.flatten())
+            self._lift = lift.reshape(*tod.shape, -1)
 
     @torch.inference_mode()
     def _prepare_content(self, content) -> None:
@@ -310,18 +315,15 @@ class Explainer:
         return out
 
     def _popularity(self, request: Requests, top: list[int], cold: bool) -> list[dict]:
-        popularity = self.models.popularity
-        t, d = request.target_time_of_day, request.target_device
-        lift, cell = popularity.lift(t, d)[0], popularity.cell(t, d)[0]
-        tod, dev = int(t[0]), int(d[0])
+        tod, dev = int(request.target_time_of_day[0]), int(request.target_device[0])
         tod_name = None if tod == UNKNOWN else TIMES_OF_DAY[tod]
         dev_name = None if dev == UNKNOWN else DEVICES[dev]
-        n_ratings = self.catalog.n_ratings
+        lift = self._lift[tod, dev, top].tolist()
+        cell = self.models.popularity.counts[tod, dev, top].tolist()
+        n_ratings = self.catalog.n_ratings[top].tolist()
         return [
-            popularity_reason(
-                float(lift[i]), float(cell[i]), int(n_ratings[i]), tod_name, dev_name, cold
-            )
-            for i in top
+            popularity_reason(lift[n], cell[n], n_ratings[n], tod_name, dev_name, cold)
+            for n in range(len(top))
         ]
 
     def _collaborative(self, request: Requests, scored: Scored, row: int, top: list[int]) -> list:
@@ -362,15 +364,15 @@ class Explainer:
         taste = content.genre_profile(request.items[0][present] - 1, request.ratings[0][present])
         scale = content.log_scale.exp()
         cosine = self.scorer.encodings[top] @ profile
-        out = []
+        scores = (scale * cosine + self._content_prior[top]).tolist()
+        spans = [range(self._variant_start[i], self._variant_start[i + 1]) for i in top]
+        rows = torch.tensor([r for span in spans for r in span], dtype=torch.long)
+        variants = scale * (self._variant_encodings[rows] @ profile) + self._variant_prior[rows]
+        values, out, start = variants.tolist(), [], 0
         for n, item in enumerate(top):
-            start, stop = self._variant_start[item], self._variant_start[item + 1]
-            score = scale * cosine[n] + self._content_prior[item]
-            variants = scale * (self._variant_encodings[start:stop] @ profile)
-            variants = variants + self._variant_prior[start:stop]
-            deltas = {
-                g: float(score - value)
-                for (_, g), value in zip(self.content_genres[item], variants, strict=True)
-            }
+            genres = [g for _, g in self.content_genres[item]]
+            chunk = values[start : start + len(genres)]
+            start += len(genres)
+            deltas = {g: scores[n] - v for g, v in zip(genres, chunk, strict=True)}
             out.append(content_reason(deltas, taste, float(cosine[n])))
         return out

@@ -32,6 +32,10 @@ from contextflix.service.errors import RecommenderError
 from contextflix.service.explain import Explainer, occlusion_variants
 from contextflix.service.requests import MAX_BATCH, RecommendRequest, parse_request, quote
 
+CHUNK = 16
+"""Requests scored in one call of the Scorer: enough to fill its blocks, small enough that
+the [rows, n_items] tensors of a big batch stay in cache."""
+
 
 @dataclass(frozen=True)
 class _Query:
@@ -107,7 +111,7 @@ class Recommender:
             for movie, rating in given.items():
                 if not low <= rating <= high:
                     raise RecommenderError(
-                        f"Rating {quote(rating)} for movie {movie} is outside this data set's"
+                        f"Rating {quote(rating)} for movie {quote(movie)} is outside this data set's"
                         f" range {low:g} to {high:g}"
                     )
             values = tuple(float(given.get(i, high)) for i in request.history)  # unrated = liked
@@ -228,9 +232,14 @@ class Recommender:
         for n, q in enumerate(queries):
             groups.setdefault("popularity" if _cold(q) else q.model, []).append(n)
         answers: list[dict] = [{}] * len(queries)
-        for model, members in groups.items():
+        chunks = [
+            (model, members[start : start + CHUNK])
+            for model, members in groups.items()
+            for start in range(0, len(members), CHUNK)
+        ]
+        for model, members in chunks:
             sequential = "sequential" in self.scorer.sources_of(model)
-            parts, starts, variants = [], [], []
+            parts, starts, variants, lengths = [], [], [], []
             for n in members:
                 starts.append(sum(len(p) for p in parts))
                 parts.append(rows[n])
@@ -238,7 +247,9 @@ class Recommender:
                 variants.append(None if found is None else found[1])
                 if found is not None:
                     parts.append(found[0])
-            scored = self.scorer.score(Requests.concat(parts), model)
+                size = 1 + (0 if found is None else len(found[1]))
+                lengths.append(rows[n].history_length.expand(size))  # variants beside it
+            scored = self.scorer.score(Requests.concat(parts), model, torch.cat(lengths))
             base = torch.tensor(starts)
             allowed = self._allowed([queries[n] for n in members], [rows[n] for n in members])
             k = max(queries[n].k for n in members)

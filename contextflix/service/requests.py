@@ -147,7 +147,7 @@ class RecommendRequest(BaseModel):
         listed = set(self.history)
         for movie in self.ratings or {}:
             if movie not in listed:
-                raise ValueError(f"rating given for movie {movie}, which is not in history")
+                raise ValueError(f"rating given for movie {quote(movie)}, which is not in history")
         return self
 
 
