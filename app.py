@@ -15,6 +15,7 @@ import warnings
 
 import uvicorn
 
+from contextflix.bundle import BundleError
 from contextflix.service import Recommender
 from contextflix.web.server import Settings, create_app, first_start, resolve_bundle
 from contextflix.web.startup import popularity_bundle
@@ -33,7 +34,11 @@ def main() -> None:
         service = Recommender(popularity_bundle(settings.dataset))
         training = first_start(settings)
     else:
-        service = Recommender.from_bundle(bundle)
+        try:
+            service = Recommender.from_bundle(bundle)
+        except BundleError as error:  # e.g. a bundle without tables whose data set is missing
+            logging.getLogger("contextflix.app").error("cannot serve %s: %s", bundle, error)
+            raise SystemExit(1) from None
     app = create_app(service, settings, bundle_dir=bundle, training=training)
     if training is not None:
         training.start()

@@ -4,6 +4,7 @@ models train in a child process (the command a user would type), then swaps them
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -114,3 +115,16 @@ def banner_then_personalised_rows(url: str) -> None:
         page.wait_for_function("() => document.body.innerText.includes('Top picks for you')")
         page.wait_for_function("() => !document.querySelector('#cf-banner').innerText.trim()")
         browser.close()
+
+
+def test_a_bundle_that_cannot_be_served_is_one_log_line_not_a_traceback(tmp_path: Path) -> None:
+    broken = tmp_path / "bundle"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    env = {**os.environ, "CONTEXTFLIX_BUNDLE": str(broken), "CONTEXTFLIX_APP_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert f"cannot serve {broken}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

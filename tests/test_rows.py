@@ -163,3 +163,11 @@ def test_the_metrics_table_puts_the_peers_beside_ours_labelled_as_such() -> None
     assert "| Surprise SVDpp | 0.8597 |" in theirs
     assert "RecBole" not in views.metrics_markdown({}, peers)  # no figures of ours: none of theirs
     assert set(views.ndcg_bar_frame(metrics, peers)["measured by"]) == {views.OURS, views.PEER}
+
+
+def test_the_live_ab_view_says_how_many_visitors_were_left_out() -> None:
+    online = {"discounted": {"visitors": 2, "refused_writes": 5, "rule": "bursts are left out"}}
+    text, frame = views.online_view(online)
+    assert "2 visitor(s) left out of these figures: bursts are left out." in text
+    assert "5 event writes refused" in text
+    assert list(frame["arm"]) == ["A: hybrid without context", "B: hybrid with context"]

@@ -105,22 +105,25 @@ class Page:
     ctx_images: gr.HTML
 
 
+SESSION_TTL_S = 6 * 3600  # a page's server-side state is dropped after this long unused
+
+
 def build_layout(genres: list[str], timer_active: bool, footer: str, api_help: str) -> Page:
     """All components inside one ``gr.Blocks``; call inside nothing, returns the page."""
     with gr.Blocks(title="ContextFlix") as demo:
         c: dict = {"demo": demo}
-        c["session"] = gr.State({})
+        c["session"] = gr.State({}, time_to_live=SESSION_TTL_S)
         # The visitor's reactions, in their own browser's storage. Gradio sends the "secret" to
         # every browser, so it protects nothing; a fixed one lets the picks outlive an app restart.
         c["taste"] = gr.BrowserState([], storage_key=TASTE_KEY, secret=TASTE_KEY)
-        c["hidden"] = gr.State([])
-        c["rows_state"] = gr.State([])
-        c["hero_item"] = gr.State(None)
-        c["current"] = gr.State(None)
-        c["similar_state"] = gr.State([])
-        c["results_state"] = gr.State([])
-        c["version"] = gr.State(0)
-        c["open_tab"] = gr.State("home")
+        c["hidden"] = gr.State([], time_to_live=SESSION_TTL_S)
+        c["rows_state"] = gr.State([], time_to_live=SESSION_TTL_S)
+        c["hero_item"] = gr.State(None, time_to_live=SESSION_TTL_S)
+        c["current"] = gr.State(None, time_to_live=SESSION_TTL_S)
+        c["similar_state"] = gr.State([], time_to_live=SESSION_TTL_S)
+        c["results_state"] = gr.State([], time_to_live=SESSION_TTL_S)
+        c["version"] = gr.State(0, time_to_live=SESSION_TTL_S)
+        c["open_tab"] = gr.State("home", time_to_live=SESSION_TTL_S)
         c["timer"] = gr.Timer(3, active=timer_active)
 
         with gr.Row(elem_classes="cf-topbar", equal_height=True):

@@ -262,6 +262,14 @@ def online_view(online: dict) -> tuple[str, pd.DataFrame]:
             if diff.get("includes_zero")
             else "."
         )
+    discounted = online.get("discounted") or {}
+    if discounted.get("visitors"):
+        verdict += (
+            f"\n\n{discounted['visitors']} visitor(s) left out of these figures: "
+            f"{discounted.get('rule', 'bot-like behaviour')}."
+        )
+    if discounted.get("refused_writes"):
+        verdict += f" {discounted['refused_writes']} event writes refused by the rate limits."
     text = (
         "### Online A/B test\nEach visitor is assigned an arm by a stable hash of their "
         "visitor cookie. Arm A is served the hybrid without context, arm B the hybrid with "
