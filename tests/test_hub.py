@@ -26,7 +26,7 @@ from huggingface_hub.errors import (
 )
 
 from contextflix import hub
-from contextflix.bundle import export_bundle, load_bundle
+from contextflix.bundle import FORMAT_VERSION, export_bundle, load_bundle
 from contextflix.hub import BUNDLE_PATTERNS, HubError, parse_repo_spec, pull_bundle, push_bundle
 from tests.test_bundle import tiny_bundle
 from training.push import push
@@ -115,7 +115,10 @@ def test_push_is_one_commit_with_the_exact_arguments(
     (_, args, kwargs) = recorder.calls[2]
     assert kwargs["repo_id"] == "owner/contextflix" and kwargs["repo_type"] == "model"
     assert Path(kwargs["folder_path"]) == bundle_dir and kwargs["revision"] == "v1"
-    assert kwargs["commit_message"] == "Upload ContextFlix bundle tiny-test (tiny, format 1)"
+    assert (
+        kwargs["commit_message"]
+        == f"Upload ContextFlix bundle tiny-test (tiny, format {FORMAT_VERSION})"
+    )
     files = {p.relative_to(bundle_dir).as_posix() for p in bundle_dir.rglob("*") if p.is_file()}
     withheld = {"interactions.parquet", "users.parquet"}  # "tiny" has no known licence
     assert set(kwargs["allow_patterns"]) == files - withheld
