@@ -60,7 +60,7 @@ CONTEXT_FREE = ("collaborative", "content")
 BLOCK = 4
 """Rows per scoring pass (see the module docstring). Small, because a single request pays
 for the whole block: 4 rows hold a request and the 3 occlusion variants its explanation
-needs (service/explain.py) at about the cost of one."""
+needs (service/explain.py) at little more than the cost of one."""
 
 
 @dataclass
@@ -391,9 +391,14 @@ def _equal_trust(sources: Sequence[str]) -> ContextHybrid:
 
 
 def sequential_scores(
-    model: SequentialRecommender, requests: Requests, length: int | None = None
-) -> torch.Tensor:
-    """Scores of the next item after each history's last ``length`` (default max_len) items.
+    model: SequentialRecommender,
+    requests: Requests,
+    length: int | None = None,
+    return_attention: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Scores of the next item after each history's last ``length`` (default max_len) items,
+    and with ``return_attention`` the last position's attention over them (explanations only:
+    that path's scores may differ from the served ones in the last bits).
 
     Position t carries the context of interaction t+1; the last, the request's context.
     """
@@ -401,7 +406,7 @@ def sequential_scores(
     items = requests.items[:, -length:]
     tod = torch.cat([requests.time_of_day[:, 1:], requests.target_time_of_day[:, None]], 1)
     dev = torch.cat([requests.device[:, 1:], requests.target_device[:, None]], 1)
-    return model.score_last(items, tod[:, -length:], dev[:, -length:])
+    return model.score_last(items, tod[:, -length:], dev[:, -length:], return_attention)
 
 
 def fit_popularity(dataset) -> ContextPopularity:

@@ -29,7 +29,7 @@ from contextflix.models.popularity import UNKNOWN
 from contextflix.models.scoring import MODELS, SOURCES, Requests, Scorer
 from contextflix.service.catalog import Catalog
 from contextflix.service.errors import RecommenderError
-from contextflix.service.explain import Explainer, occlusion_variants
+from contextflix.service.explain import Explainer, attended_positions, occlusion_variants
 from contextflix.service.requests import MAX_BATCH, RecommendRequest, parse_request, quote
 
 CHUNK = 16
@@ -225,7 +225,8 @@ class Recommender:
         """Answers in order; queries grouped by the model that scores them, one pass each.
 
         A request to a model that uses the sequential source is scored together with its
-        occlusion variants (explain.occlusion_variants), which its explanation needs.
+        occlusion variants (explain.occlusion_variants), which its explanation needs; the
+        explanations of a chunk are computed together (Explainer.explain).
         """
         groups: dict[str, list[int]] = {}
         rows = [self._request(q) for q in queries]
@@ -237,13 +238,15 @@ class Recommender:
             for model, members in groups.items()
             for start in range(0, len(members), CHUNK)
         ]
+        sequential_model = self.models.sequential
         for model, members in chunks:
             sequential = "sequential" in self.scorer.sources_of(model)
             parts, starts, variants, lengths = [], [], [], []
             for n in members:
                 starts.append(sum(len(p) for p in parts))
                 parts.append(rows[n])
-                found = occlusion_variants(rows[n]) if sequential else None
+                positions = attended_positions(sequential_model, rows[n]) if sequential else []
+                found = occlusion_variants(rows[n], positions) if positions else None
                 variants.append(None if found is None else found[1])
                 if found is not None:
                     parts.append(found[0])
@@ -253,15 +256,25 @@ class Recommender:
             base = torch.tensor(starts)
             allowed = self._allowed([queries[n] for n in members], [rows[n] for n in members])
             k = max(queries[n].k for n in members)
-            tops = self.scorer.top_k(scored.scores[base], allowed, k)
+            ranked = self.scorer.top_k(scored.scores[base], allowed, k).tolist()
+            tops = [[item for item in ranked[i][: queries[n].k] if item >= 0]
+                    for i, n in enumerate(members)]  # fmt: skip
+            occlusions = [
+                None
+                if removed is None
+                else (scored.raw["sequential"][start + 1 : start + 1 + len(removed)], removed)
+                for start, removed in zip(starts, variants, strict=True)
+            ]
+            reasons = self.explainer.explain(
+                [rows[n] for n in members],
+                scored,
+                starts,
+                tops,
+                [_cold(queries[n]) for n in members],
+                occlusions,
+            )
             for i, n in enumerate(members):
-                q, start = queries[n], starts[i]
-                top = [item for item in tops[i, : q.k].tolist() if item >= 0]
-                occlusion = None
-                if variants[i] is not None:
-                    stop = start + 1 + len(variants[i])
-                    occlusion = (scored.raw["sequential"][start + 1 : stop], variants[i])
-                answers[n] = self._result(q, rows[n], scored, start, top, occlusion)
+                answers[n] = self._result(queries[n], scored, starts[i], tops[i], reasons[i])
         return answers
 
     def _allowed(self, queries: list[_Query], requests: list[Requests]) -> torch.Tensor:
@@ -277,14 +290,14 @@ class Recommender:
                 allowed[row] &= ~request.seen(self.n_items)[0]
         return allowed
 
-    def _result(self, q: _Query, request: Requests, scored, row: int, top, occlusion) -> dict:
+    def _result(self, q: _Query, scored, row: int, top: list[int], reasons: dict) -> dict:
         """The API's answer: items with score, contributions and reasons, best reason first."""
-        fallback = "popularity" if _cold(q) else None
-        reasons = self.explainer.reasons(request, scored, row, top, fallback is not None, occlusion)
         trust = {s: float(w[row]) for s, w in scored.weights.items()}
+        contributions = {s: c[row, top].tolist() for s, c in scored.contributions.items()}
+        scores = scored.scores[row, top].tolist()
         items = []
         for rank, item in enumerate(top):
-            contrib = {s: round(float(c[row, item]), 4) for s, c in scored.contributions.items()}
+            contrib = {s: round(values[rank], 4) for s, values in contributions.items()}
             ordered = sorted(contrib, key=lambda s: -contrib[s])
             item_reasons = [
                 {**reasons[s][rank], "weight": round(trust[s], 4)} for s in ordered if s in reasons
@@ -293,7 +306,7 @@ class Recommender:
                 {
                     "rank": rank + 1,
                     **self.catalog.movie(item),
-                    "score": round(float(scored.scores[row, item]), 4),
+                    "score": round(scores[rank], 4),
                     "explanation": item_reasons[0]["text"] if item_reasons else "",
                     "reasons": item_reasons,
                     "contributions": contrib,
@@ -308,7 +321,7 @@ class Recommender:
             },
             "model": q.model,
             "items": items,
-            "fallback": fallback,
+            "fallback": "popularity" if _cold(q) else None,
         }
 
     # --- catalogue, users, history ----------------------------------------------------------
