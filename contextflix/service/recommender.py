@@ -224,9 +224,9 @@ class Recommender:
     def _answer(self, queries: list[_Query]) -> list[dict]:
         """Answers in order; queries grouped by the model that scores them, one pass each.
 
-        A request to a model that uses the sequential source is scored together with its
-        occlusion variants (explain.occlusion_variants), which its explanation needs; the
-        explanations of a chunk are computed together (Explainer.explain).
+        A request to a model that uses the sequential source has its sequential scores
+        computed beside its occlusion variants (see _sequential); the explanations of a chunk
+        are computed together (Explainer.explain).
         """
         groups: dict[str, list[int]] = {}
         rows = [self._request(q) for q in queries]
@@ -238,44 +238,57 @@ class Recommender:
             for model, members in groups.items()
             for start in range(0, len(members), CHUNK)
         ]
-        sequential_model = self.models.sequential
         for model, members in chunks:
-            sequential = "sequential" in self.scorer.sources_of(model)
-            parts, starts, variants, lengths = [], [], [], []
-            for n in members:
-                starts.append(sum(len(p) for p in parts))
-                parts.append(rows[n])
-                positions = attended_positions(sequential_model, rows[n]) if sequential else []
-                found = occlusion_variants(rows[n], positions) if positions else None
-                variants.append(None if found is None else found[1])
-                if found is not None:
-                    parts.append(found[0])
-                size = 1 + (0 if found is None else len(found[1]))
-                lengths.append(rows[n].history_length.expand(size))  # variants beside it
-            scored = self.scorer.score(Requests.concat(parts), model, torch.cat(lengths))
-            base = torch.tensor(starts)
+            requests = Requests.concat([rows[n] for n in members])
+            given, occlusions = None, [None] * len(members)
+            if "sequential" in self.scorer.sources_of(model):
+                given, occlusions = self._sequential(model, [rows[n] for n in members])
+            scored = self.scorer.score(requests, model, given)
             allowed = self._allowed([queries[n] for n in members], [rows[n] for n in members])
             k = max(queries[n].k for n in members)
-            ranked = self.scorer.top_k(scored.scores[base], allowed, k).tolist()
+            ranked = self.scorer.top_k(scored.scores, allowed, k).tolist()
             tops = [[item for item in ranked[i][: queries[n].k] if item >= 0]
                     for i, n in enumerate(members)]  # fmt: skip
-            occlusions = [
-                None
-                if removed is None
-                else (scored.raw["sequential"][start + 1 : start + 1 + len(removed)], removed)
-                for start, removed in zip(starts, variants, strict=True)
-            ]
             reasons = self.explainer.explain(
                 [rows[n] for n in members],
                 scored,
-                starts,
+                range(len(members)),
                 tops,
                 [_cold(queries[n]) for n in members],
                 occlusions,
             )
             for i, n in enumerate(members):
-                answers[n] = self._result(queries[n], scored, starts[i], tops[i], reasons[i])
+                answers[n] = self._result(queries[n], scored, i, tops[i], reasons[i])
         return answers
+
+    def _sequential(
+        self, model: str, requests: list[Requests]
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, list[int]] | None]]:
+        """([B, n_items] the requests' sequential scores, per request its occlusion variants'
+        scores and removed items or None), each request scored beside its variants.
+
+        The variants only explain, so they need only the sequential model: the other sources
+        then score blocks of requests alone. hybrid_no_context reads them without context.
+        """
+        parts, starts, lengths, removed = [], [], [], []
+        for request in requests:
+            if model == "hybrid_no_context":
+                request = request.without_context()
+            starts.append(sum(len(p) for p in parts))
+            parts.append(request)
+            positions = attended_positions(self.models.sequential, request)
+            found = occlusion_variants(request, positions) if positions else None
+            if found is not None:
+                parts.append(found[0])
+            removed.append(None if found is None else found[1])
+            lengths.append(request.history_length.expand(1 + len(positions)))
+        scores = self.scorer.raw(Requests.concat(parts), ["sequential"], torch.cat(lengths))
+        scores = scores["sequential"]
+        occlusions = [
+            None if items is None else (scores[start + 1 : start + 1 + len(items)], items)
+            for start, items in zip(starts, removed, strict=True)
+        ]
+        return scores[torch.tensor(starts)], occlusions
 
     def _allowed(self, queries: list[_Query], requests: list[Requests]) -> torch.Tensor:
         """[B, n_items]: the catalogue, in the chosen genres, unseen unless asked otherwise."""
