@@ -183,17 +183,22 @@ class Scorer:
 
     @torch.inference_mode()
     def score(
-        self, requests: Requests, model: str, sequential: torch.Tensor | None = None
+        self,
+        requests: Requests,
+        model: str,
+        sequential: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
     ) -> Scored:
         """[B, n_items] scores of ``model`` with contributions, weights and raw scores.
 
         ``sequential``: the requests' [B, n_items] sequential scores (as ``model`` reads them:
         without context for hybrid_no_context) when already computed, e.g. by :meth:`raw`
         beside occlusion variants; the other sources then fill blocks of requests alone.
+        ``lengths``: as in :meth:`raw`.
         """
         given = None
         parts = []
-        for rows, block, length in self._blocks(requests):
+        for rows, block, length in self._blocks(requests, lengths):
             if sequential is not None:
                 given = {"sequential": _padded_rows(sequential[rows], BLOCK)}
             parts.append((rows, self._score_block(block, [model], length, given)[model]))

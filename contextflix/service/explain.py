@@ -195,8 +195,8 @@ def attended_positions(model: SequentialRecommender, request: Requests) -> list[
     """
     present = request.items[0] > 0
     n = int(present.sum())
-    if n == 0:
-        return []
+    if n <= OCCLUSION_CANDIDATES:  # every item is a candidate: no need to ask the model
+        return list(range(n))
     _, attention = sequential_scores(model, request, return_attention=True)
     window = request.items[0, -model.max_len :] > 0
     weights = attention[0][window]  # the last len(weights) history items, in order

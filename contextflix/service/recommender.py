@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY
 from contextflix.models.popularity import UNKNOWN
-from contextflix.models.scoring import MODELS, SOURCES, Requests, Scorer
+from contextflix.models.scoring import MODELS, SOURCES, Requests, Scored, Scorer
 from contextflix.service.catalog import Catalog
 from contextflix.service.errors import RecommenderError
 from contextflix.service.explain import Explainer, attended_positions, occlusion_variants
@@ -225,8 +225,8 @@ class Recommender:
         """Answers in order; queries grouped by the model that scores them, one pass each.
 
         A request to a model that uses the sequential source has its sequential scores
-        computed beside its occlusion variants (see _sequential); the explanations of a chunk
-        are computed together (Explainer.explain).
+        computed beside its occlusion variants (_score_explained); the explanations of a
+        chunk are computed together (Explainer.explain).
         """
         groups: dict[str, list[int]] = {}
         rows = [self._request(q) for q in queries]
@@ -239,18 +239,19 @@ class Recommender:
             for start in range(0, len(members), CHUNK)
         ]
         for model, members in chunks:
-            requests = Requests.concat([rows[n] for n in members])
-            given, occlusions = None, [None] * len(members)
+            requests = [rows[n] for n in members]
             if "sequential" in self.scorer.sources_of(model):
-                given, occlusions = self._sequential(model, [rows[n] for n in members])
-            scored = self.scorer.score(requests, model, given)
+                scored, occlusions = self._score_explained(model, requests)
+            else:
+                scored = self.scorer.score(Requests.concat(requests), model)
+                occlusions = [None] * len(members)
             allowed = self._allowed([queries[n] for n in members], [rows[n] for n in members])
             k = max(queries[n].k for n in members)
             ranked = self.scorer.top_k(scored.scores, allowed, k).tolist()
             tops = [[item for item in ranked[i][: queries[n].k] if item >= 0]
                     for i, n in enumerate(members)]  # fmt: skip
             reasons = self.explainer.explain(
-                [rows[n] for n in members],
+                requests,
                 scored,
                 range(len(members)),
                 tops,
@@ -261,34 +262,57 @@ class Recommender:
                 answers[n] = self._result(queries[n], scored, i, tops[i], reasons[i])
         return answers
 
-    def _sequential(
+    def _with_variants(
         self, model: str, requests: list[Requests]
-    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, list[int]] | None]]:
-        """([B, n_items] the requests' sequential scores, per request its occlusion variants'
-        scores and removed items or None), each request scored beside its variants.
+    ) -> tuple[Requests, torch.Tensor, list[int], list[list[int] | None]]:
+        """(each request followed by its occlusion variants, the lengths that keep them in
+        its block, where each request starts, the items each variant removes or None).
 
-        The variants only explain, so they need only the sequential model: the other sources
-        then score blocks of requests alone. hybrid_no_context reads them without context.
+        The candidates are those of the request as ``model`` reads it (without context for
+        hybrid_no_context), so a request's reasons do not depend on how it is scored.
         """
-        parts, starts, lengths, removed = [], [], [], []
+        parts, lengths, starts, removed = [], [], [], []
         for request in requests:
-            if model == "hybrid_no_context":
-                request = request.without_context()
+            reads = request.without_context() if model == "hybrid_no_context" else request
+            positions = attended_positions(self.models.sequential, reads)
             starts.append(sum(len(p) for p in parts))
             parts.append(request)
-            positions = attended_positions(self.models.sequential, request)
             found = occlusion_variants(request, positions) if positions else None
             if found is not None:
                 parts.append(found[0])
             removed.append(None if found is None else found[1])
             lengths.append(request.history_length.expand(1 + len(positions)))
-        scores = self.scorer.raw(Requests.concat(parts), ["sequential"], torch.cat(lengths))
-        scores = scores["sequential"]
+        return Requests.concat(parts), torch.cat(lengths), starts, removed
+
+    def _score_explained(
+        self, model: str, requests: list[Requests]
+    ) -> tuple[Scored, list[tuple[torch.Tensor, list[int]] | None]]:
+        """The requests' Scored and, per request, its occlusion variants' sequential scores
+        and removed items (or None), for a model that uses the sequential source.
+
+        Every request's sequential scores are computed beside its variants, in its own block.
+        The other sources need no variants: a lone request's block has room for them anyway,
+        so they are computed there; in a batch they fill blocks of requests alone (4 requests
+        per pass instead of 1). Either way each row's scores are those of a block of BLOCK
+        rows, so both give the same bits (scoring.py).
+        """
+        reading, lengths, starts, removed = self._with_variants(model, requests)
+        if len(requests) == 1:
+            both = self.scorer.score(reading, model, lengths=lengths)
+            sequential = both.raw["sequential"]
+            scored = Scored.gather([(torch.tensor([0]), both)], 1)
+        else:
+            if model == "hybrid_no_context":
+                reading = reading.without_context()
+            sequential = self.scorer.raw(reading, ["sequential"], lengths)["sequential"]
+            scored = self.scorer.score(
+                Requests.concat(requests), model, sequential[torch.tensor(starts)]
+            )
         occlusions = [
-            None if items is None else (scores[start + 1 : start + 1 + len(items)], items)
+            None if items is None else (sequential[start + 1 : start + 1 + len(items)], items)
             for start, items in zip(starts, removed, strict=True)
         ]
-        return scores[torch.tensor(starts)], occlusions
+        return scored, occlusions
 
     def _allowed(self, queries: list[_Query], requests: list[Requests]) -> torch.Tensor:
         """[B, n_items]: the catalogue, in the chosen genres, unseen unless asked otherwise."""
