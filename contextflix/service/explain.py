@@ -3,10 +3,14 @@
 :class:`Explainer` computes the evidence for a request's top items from what the scoring pass
 kept (``Scored``: raw scores, MF user vectors, content profiles) plus batched occlusion passes:
 the nearest users by MF factors who liked the item; how much each of the item's genres raises
-its content score; which history item, removed, lowers THIS item's sequential score the most;
-the item's popularity in the request's context. The ``*_reason`` builders only phrase that
-evidence, so a reason cannot claim more than its evidence shows. Every evidence value is a
-plain JSON type.
+its content score; which history item, removed, lowers THIS item's sequential score the most
+(of those the model attends to most anywhere in its kept window); the item's popularity in
+the request's context. The ``*_reason`` builders only phrase that evidence, so a reason
+cannot claim more than its evidence shows. Every evidence value is a plain JSON type.
+
+Why not occlude every history position: each removal is one more pass of the sequential
+model over the whole window (about as costly as scoring the request itself), so 50 of them
+would multiply a recommendation's cost tenfold; attention picks the few worth trying.
 """
 
 from __future__ import annotations
