@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bench.serve import quick_bundle
-from contextflix.service import Recommender, RecommenderError, explain
+from contextflix.service import Recommender, RecommenderError, explain, reasons
 from contextflix.service.recommender import CHUNK
 from contextflix.service.requests import parse_request
 
@@ -132,10 +132,10 @@ def test_content_evidence_genres_are_the_items_and_the_users(service: Recommende
 
 
 def test_context_lift_is_quoted_only_with_support() -> None:
-    quoted = explain.popularity_reason(2.14, 12, 50, "evening", "tv")
+    quoted = reasons.popularity_reason(2.14, 12, 50, "evening", "tv")
     assert quoted["text"] == "2.1x more popular in the evening on TV (device simulated)"
-    assert explain.popularity_reason(3.0, 4, 50, "evening", None)["text"].startswith("widely")
-    assert explain.popularity_reason(1.05, 99, 50, "evening", None)["text"].startswith("widely")
+    assert reasons.popularity_reason(3.0, 4, 50, "evening", None)["text"].startswith("widely")
+    assert reasons.popularity_reason(1.05, 99, 50, "evening", None)["text"].startswith("widely")
 
 
 def test_exclude_seen_and_genre_filter(service: Recommender) -> None:

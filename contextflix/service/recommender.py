@@ -29,7 +29,7 @@ from contextflix.models.popularity import UNKNOWN
 from contextflix.models.scoring import MODELS, SOURCES, Requests, Scored, Scorer
 from contextflix.service.catalog import Catalog
 from contextflix.service.errors import RecommenderError
-from contextflix.service.explain import Explainer, attended_positions, occlusion_variants
+from contextflix.service.explain import Explainer, with_variants
 from contextflix.service.requests import MAX_BATCH, RecommendRequest, parse_request, quote
 
 CHUNK = 16
@@ -262,41 +262,23 @@ class Recommender:
                 answers[n] = self._result(queries[n], scored, i, tops[i], reasons[i])
         return answers
 
-    def _with_variants(
-        self, model: str, requests: list[Requests]
-    ) -> tuple[Requests, torch.Tensor, list[int], list[list[int] | None]]:
-        """(each request followed by its occlusion variants, the lengths that keep them in
-        its block, where each request starts, the items each variant removes or None).
-
-        The candidates are those of the request as ``model`` reads it (without context for
-        hybrid_no_context), so a request's reasons do not depend on how it is scored.
-        """
-        parts, lengths, starts, removed = [], [], [], []
-        for request in requests:
-            reads = request.without_context() if model == "hybrid_no_context" else request
-            positions = attended_positions(self.models.sequential, reads)
-            starts.append(sum(len(p) for p in parts))
-            parts.append(request)
-            found = occlusion_variants(request, positions) if positions else None
-            if found is not None:
-                parts.append(found[0])
-            removed.append(None if found is None else found[1])
-            lengths.append(request.history_length.expand(1 + len(positions)))
-        return Requests.concat(parts), torch.cat(lengths), starts, removed
-
     def _score_explained(
         self, model: str, requests: list[Requests]
     ) -> tuple[Scored, list[tuple[torch.Tensor, list[int]] | None]]:
         """The requests' Scored and, per request, its occlusion variants' sequential scores
         and removed items (or None), for a model that uses the sequential source.
 
-        Every request's sequential scores are computed beside its variants, in its own block.
+        Every request's sequential scores are computed beside its variants, in its own block;
+        hybrid_no_context picks them from what it reads (no context).
         The other sources need no variants: a lone request's block has room for them anyway,
         so they are computed there; in a batch they fill blocks of requests alone (4 requests
         per pass instead of 1). Either way each row's scores are those of a block of BLOCK
         rows, so both give the same bits (scoring.py).
         """
-        reading, lengths, starts, removed = self._with_variants(model, requests)
+        reads = (
+            [r.without_context() for r in requests] if model == "hybrid_no_context" else requests
+        )
+        reading, lengths, starts, removed = with_variants(self.models.sequential, requests, reads)
         if len(requests) == 1:
             both = self.scorer.score(reading, model, lengths=lengths)
             sequential = both.raw["sequential"]
