@@ -16,20 +16,23 @@ FILLERS = torch.arange(16, 20)
 
 
 def chain_sequences(n: int, generator: torch.Generator) -> torch.Tensor:
-    """[n, 5] item_idx + 1: a filler, three distinct triggers, the partner of one of them."""
+    """[n, 7] item_idx + 1: three distinct triggers, three fillers, the partner of one trigger.
+
+    The triggers are never among the 3 most recent items: the reason must look further back.
+    """
     rows = []
     for _ in range(n):
         triggers = torch.randperm(8, generator=generator)[:3]
         partner = PAIRS[int(triggers[torch.randint(3, (1,), generator=generator)])]
-        filler = FILLERS[torch.randint(len(FILLERS), (1,), generator=generator)]
-        rows.append(torch.cat([filler, triggers, torch.tensor([partner])]))
+        fillers = FILLERS[torch.randint(len(FILLERS), (3,), generator=generator)]
+        rows.append(torch.cat([triggers, fillers, torch.tensor([partner])]))
     return torch.stack(rows) + 1
 
 
 def planted_model() -> SequentialRecommender:
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    model = SequentialRecommender(20, dim=32, heads=2, layers=1, max_len=4, dropout=0.0)
+    model = SequentialRecommender(20, dim=32, heads=2, layers=1, max_len=6, dropout=0.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
     for _ in range(600):
         sequences = chain_sequences(64, generator)
@@ -45,7 +48,7 @@ def planted_model() -> SequentialRecommender:
 
 def test_sequential_reason_names_the_history_item_that_drove_each_recommendation() -> None:
     model = planted_model()
-    history = torch.tensor([[17, 0, 4, 6]]) + 1  # a filler, then the triggers 0, 4 and 6
+    history = torch.tensor([[0, 4, 6, 17, 16, 19]]) + 1  # the triggers 0, 4 and 6, then fillers
     unknown = torch.full_like(history, UNKNOWN)
     request = Requests(
         user=torch.tensor([-1]),

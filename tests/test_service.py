@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from bench.serve import quick_bundle
-from contextflix.service import Recommender, RecommenderError, explain
+from contextflix.service import Recommender, RecommenderError, explain, reasons
+from contextflix.service.recommender import CHUNK
 from contextflix.service.requests import parse_request
 
 USER = 1  # MovieLens id of a data-set user with a long history
@@ -131,10 +132,10 @@ def test_content_evidence_genres_are_the_items_and_the_users(service: Recommende
 
 
 def test_context_lift_is_quoted_only_with_support() -> None:
-    quoted = explain.popularity_reason(2.14, 12, 50, "evening", "tv")
+    quoted = reasons.popularity_reason(2.14, 12, 50, "evening", "tv")
     assert quoted["text"] == "2.1x more popular in the evening on TV (device simulated)"
-    assert explain.popularity_reason(3.0, 4, 50, "evening", None)["text"].startswith("widely")
-    assert explain.popularity_reason(1.05, 99, 50, "evening", None)["text"].startswith("widely")
+    assert reasons.popularity_reason(3.0, 4, 50, "evening", None)["text"].startswith("widely")
+    assert reasons.popularity_reason(1.05, 99, 50, "evening", None)["text"].startswith("widely")
 
 
 def test_exclude_seen_and_genre_filter(service: Recommender) -> None:
@@ -292,3 +293,20 @@ def test_a_saved_bundle_serves_the_same_answers(service: Recommender, bundle, tm
     ask = {"user_id": USER, "time_of_day": "afternoon", "device": "mobile", "k": 5}
     assert loaded.recommend(**ask) == service.recommend(**ask)
     assert loaded.health()["bundle"] == "quick-ml-latest-small"
+
+
+def test_a_batch_scores_and_explains_like_lone_requests(service: Recommender) -> None:
+    """Batched requests share passes (other sources in blocks of requests, explanations per
+    chunk) and a lone request fills its block with its own occlusion variants: same answers."""
+    contexts = [("evening", "tv"), ("morning", None), (None, "mobile"), (None, None)]
+    asks = [
+        {"user_id": user, "model": model, "time_of_day": tod, "device": dev, "k": 10}
+        for user in range(1, 19)
+        for model in ("hybrid", "hybrid_no_context", "sequential")
+        for tod, dev in contexts[user % 4 : user % 4 + 1]
+    ]
+    asks += [{"history": [1, 2355, 3114, 4886, 6377], "model": "hybrid", "device": "tv"}]
+    answers = service.recommend_batch(asks, cache=False)
+    assert sum(ask["model"] == "hybrid" for ask in asks) > CHUNK  # two chunks of one model
+    for ask, answer in zip(asks, answers, strict=True):
+        assert service.recommend(cache=False, **ask) == answer

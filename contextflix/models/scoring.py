@@ -60,7 +60,7 @@ CONTEXT_FREE = ("collaborative", "content")
 BLOCK = 4
 """Rows per scoring pass (see the module docstring). Small, because a single request pays
 for the whole block: 4 rows hold a request and the 3 occlusion variants its explanation
-needs (service/explain.py) at about the cost of one."""
+needs (service/explain.py) at little more than the cost of one."""
 
 
 @dataclass
@@ -112,6 +112,11 @@ class Scored:
             user_vectors=field(lambda p: p.user_vectors),
             profiles=field(lambda p: p.profiles),
         )
+
+
+def _padded_rows(values: torch.Tensor, rows: int) -> torch.Tensor:
+    """``values`` with zero rows appended up to ``rows`` (the padding requests of a block)."""
+    return F.pad(values, (0, 0, 0, rows - len(values)))
 
 
 def _gather(parts: Sequence[tuple[torch.Tensor, torch.Tensor]], n: int) -> torch.Tensor:
@@ -177,16 +182,26 @@ class Scorer:
     # --- scoring ----------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def score(self, requests: Requests, model: str, lengths: torch.Tensor | None = None) -> Scored:
+    def score(
+        self,
+        requests: Requests,
+        model: str,
+        sequential: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
+    ) -> Scored:
         """[B, n_items] scores of ``model`` with contributions, weights and raw scores.
 
-        ``lengths`` (default: each history's length) decide which rows share a block: a row
-        scored alongside another (an occlusion variant beside its request) may borrow its.
+        ``sequential``: the requests' [B, n_items] sequential scores (as ``model`` reads them:
+        without context for hybrid_no_context) when already computed, e.g. by :meth:`raw`
+        beside occlusion variants; the other sources then fill blocks of requests alone.
+        ``lengths``: as in :meth:`raw`.
         """
-        parts = [
-            (rows, self._score_block(block, [model], length)[model])
-            for rows, block, length in self._blocks(requests, lengths)
-        ]
+        given = None
+        parts = []
+        for rows, block, length in self._blocks(requests, lengths):
+            if sequential is not None:
+                given = {"sequential": _padded_rows(sequential[rows], BLOCK)}
+            parts.append((rows, self._score_block(block, [model], length, given)[model]))
         return Scored.gather(parts, len(requests))
 
     @torch.inference_mode()
@@ -199,12 +214,21 @@ class Scorer:
         return {m: _gather([(r, p[m].scores) for r, p in parts], len(requests)) for m in models}
 
     @torch.inference_mode()
-    def raw(self, requests: Requests, sources: Sequence[str] | None = None) -> dict:
-        """{source: [B, n_items] raw scores} (default: every available source)."""
+    def raw(
+        self,
+        requests: Requests,
+        sources: Sequence[str] | None = None,
+        lengths: torch.Tensor | None = None,
+    ) -> dict:
+        """{source: [B, n_items] raw scores} (default: every available source).
+
+        ``lengths`` (default: each history's length) decide which rows share a block: a row
+        scored alongside another (an occlusion variant beside its request) may borrow its.
+        """
         sources = self.models.available if sources is None else sources
         parts = [
             (rows, self._raw_block(block, sources, length)[0])
-            for rows, block, length in self._blocks(requests)
+            for rows, block, length in self._blocks(requests, lengths)
         ]
         return {s: _gather([(r, p[s]) for r, p in parts], len(requests)) for s in sources}
 
@@ -251,18 +275,25 @@ class Scorer:
         return out
 
     def _score_block(
-        self, requests: Requests, models: Sequence[str], length: int
+        self,
+        requests: Requests,
+        models: Sequence[str],
+        length: int,
+        given: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, Scored]:
+        """Every model's Scored for one block; ``given`` sources are taken, not computed
+        (only with one model: they are its own reading, context or not)."""
+        given = given or {}
         variants = {"full": requests}
         if "hybrid_no_context" in models:
             variants["none"] = requests.without_context()
         needed = {s for m in models for s in self.sources_of(m)}
-        raw, vectors, profiles = self._raw_block(requests, needed, length)
-        raws = {"full": raw}
+        raw, vectors, profiles = self._raw_block(requests, needed - set(given), length)
+        raws = {"full": {**raw, **given}}
         if "none" in variants:
             shared = {s: raw[s] for s in CONTEXT_FREE if s in raw}
-            rest = self._raw_block(variants["none"], needed - set(shared), length)[0]
-            raws["none"] = {**shared, **rest}
+            rest = self._raw_block(variants["none"], needed - set(shared) - set(given), length)[0]
+            raws["none"] = {**shared, **rest, **given}
         excluded = self.excluded(requests) if any(m.startswith("hybrid") for m in models) else None
         out = {}
         for model in models:
@@ -391,9 +422,14 @@ def _equal_trust(sources: Sequence[str]) -> ContextHybrid:
 
 
 def sequential_scores(
-    model: SequentialRecommender, requests: Requests, length: int | None = None
-) -> torch.Tensor:
-    """Scores of the next item after each history's last ``length`` (default max_len) items.
+    model: SequentialRecommender,
+    requests: Requests,
+    length: int | None = None,
+    return_attention: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Scores of the next item after each history's last ``length`` (default max_len) items,
+    and with ``return_attention`` the last position's attention over them (explanations only:
+    that path's scores may differ from the served ones in the last bits).
 
     Position t carries the context of interaction t+1; the last, the request's context.
     """
@@ -401,7 +437,7 @@ def sequential_scores(
     items = requests.items[:, -length:]
     tod = torch.cat([requests.time_of_day[:, 1:], requests.target_time_of_day[:, None]], 1)
     dev = torch.cat([requests.device[:, 1:], requests.target_device[:, None]], 1)
-    return model.score_last(items, tod[:, -length:], dev[:, -length:])
+    return model.score_last(items, tod[:, -length:], dev[:, -length:], return_attention)
 
 
 def fit_popularity(dataset) -> ContextPopularity:

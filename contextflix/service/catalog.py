@@ -16,8 +16,8 @@ import pandas as pd
 import torch
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY
-from contextflix.service import explain
 from contextflix.service.errors import RecommenderError
+from contextflix.service.reasons import LIKED_RATING, similar_text
 from contextflix.service.requests import MAX_K, MAX_LIST, MAX_QUERY_CHARS, MAX_QUERY_WORDS, quote
 
 NO_GENRE = "(no genres listed)"
@@ -116,7 +116,7 @@ class Catalog:
         pair_order = np.argsort(pair, kind="stable")
         self.pair_key = pair[pair_order]
         self.pair_rating = self.h_rating[pair_order]
-        liked = self.h_rating >= explain.LIKED_RATING
+        liked = self.h_rating >= LIKED_RATING
         by_item = np.lexsort((self.h_user[liked], self.h_item[liked]))
         self._liker_item = self.h_item[liked][by_item]
         self._liker_user = self.h_user[liked][by_item]
@@ -306,7 +306,7 @@ class Catalog:
                 {
                     **self.movie(other),
                     "similarity": round(float(sims[other]), 4),
-                    "explanation": explain.similar_text(source, shared, co_likers),
+                    "explanation": similar_text(source, shared, co_likers),
                     "evidence": {"source": source, "shared_genres": shared, "co_likers": co_likers},
                 }
             )

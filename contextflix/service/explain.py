@@ -3,10 +3,14 @@
 :class:`Explainer` computes the evidence for a request's top items from what the scoring pass
 kept (``Scored``: raw scores, MF user vectors, content profiles) plus batched occlusion passes:
 the nearest users by MF factors who liked the item; how much each of the item's genres raises
-its content score; which history item, removed, lowers THIS item's sequential score the most;
-the item's popularity in the request's context. The ``*_reason`` builders only phrase that
-evidence, so a reason cannot claim more than its evidence shows. Every evidence value is a
-plain JSON type.
+its content score; which history item, removed, lowers THIS item's sequential score the most
+(of those the model attends to most anywhere in its kept window); the item's popularity in
+the request's context. The builders of service/reasons.py only phrase that evidence, so a
+reason cannot claim more than its evidence shows.
+
+Why not occlude every history position: each removal is one more pass of the sequential
+model over the whole window (about as costly as scoring the request itself), so 50 of them
+would multiply a recommendation's cost tenfold; attention picks the few worth trying.
 """
 
 from __future__ import annotations
@@ -20,173 +24,49 @@ from torch.nn import functional as F
 from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
 from contextflix.models.scoring import BLOCK, Requests, Scored, Scorer, sequential_scores
 from contextflix.models.sequential import SequentialRecommender
+from contextflix.service.reasons import (
+    LIKED_RATING,
+    N_NEIGHBOURS,
+    collaborative_reason,
+    content_reason,
+    popularity_reason,
+    sequential_reason,
+)
 
-TIME_PHRASES = {
-    "morning": "in the morning",
-    "afternoon": "in the afternoon",
-    "evening": "in the evening",
-    "night": "at night",
-}
-DEVICE_PHRASES = {
-    "mobile": "on mobile",
-    "tablet": "on a tablet",
-    "desktop": "on desktop",
-    "tv": "on TV",
-}
-
-N_NEIGHBOURS = 50
-"""Users "most like you" that the collaborative reason counts among."""
-LIKED_RATING = 4.0
-"""A rating at or above this is a "like" (4 or 5 stars; 4.0 and up on half-star scales)."""
-MIN_CONTEXT_SUPPORT = 5
-"""Interactions an item needs in the request's context cell before its lift is quoted; below
-that, a ratio of tiny counts is noise ("3x more popular" from 1 view against 0.3 expected)."""
-MIN_NOTABLE_LIFT = 1.2
-"""A lift below this is not worth saying: the item is about as popular here as anywhere."""
-MAX_GENRES = 2
-OCCLUSION_WINDOW = BLOCK - 1
-"""Most recent history items the sequential reason tries removing: with the request itself,
-they fill one scoring block, so the reason costs almost nothing. A next-item model leans on
-the most recent items; an older one is never named."""
-
-
-def context_phrase(time_of_day: str | None, device: str | None) -> str:
-    """ "in the evening on TV (device simulated)"; "" when the context is unknown.
-
-    The device is simulated in every MovieLens bundle, so any phrase naming it says so.
-    """
-    parts = []
-    if time_of_day is not None:
-        parts.append(TIME_PHRASES[time_of_day])
-    if device is not None:
-        parts.append(DEVICE_PHRASES[device] + " (device simulated)")
-    return " ".join(parts)
-
-
-def join_names(names: Sequence[str]) -> str:
-    """ "A", "A and B", "A, B and C"."""
-    names = list(names)
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def collaborative_reason(liked_by: list[dict], n_neighbours: int, predicted_rating: float) -> dict:
-    """How many of the nearest users (by MF user factors) rated the item LIKED_RATING or more."""
-    if liked_by:
-        text = (
-            f"{len(liked_by)} of the {n_neighbours} users most like you "
-            f"rated it {LIKED_RATING:g} or higher"
-        )
-    else:
-        text = f"people with taste like yours would rate it about {predicted_rating:.1f}"
-    return {
-        "source": "collaborative",
-        "text": text,
-        "evidence": {
-            "neighbours": liked_by,
-            "n_neighbours": n_neighbours,
-            "liked_rating": LIKED_RATING,
-            "predicted_rating": round(predicted_rating, 2),
-        },
-    }
-
-
-def content_reason(genre_deltas: dict[str, float], taste: dict[str, float], cosine: float) -> dict:
-    """Genres of the item that raise its content score AND are in the user's genre profile."""
-    named = {
-        g: delta
-        for g, delta in sorted(genre_deltas.items(), key=lambda kv: -kv[1])
-        if delta > 0 and taste.get(g, 0.0) > 0
-    }
-    named = dict(list(named.items())[:MAX_GENRES])
-    if named:
-        text = f"matches your taste for {join_names(list(named))}"
-    else:
-        text = "similar in content to the movies you rated"
-    return {
-        "source": "content",
-        "text": text,
-        "evidence": {
-            "genres": {g: round(d, 4) for g, d in named.items()},
-            "your_genre_share": {g: round(taste[g], 4) for g in named},
-            "cosine": round(cosine, 4),
-        },
-    }
-
-
-def sequential_reason(item_id: int | None, title: str | None, log_prob_drop: float) -> dict:
-    """The history item whose removal makes this item least likely next (sequential model)."""
-    if item_id is None:
-        text = "follows the order of what you watched"
-    else:
-        text = f"because you watched {title}"
-    return {
-        "source": "sequential",
-        "text": text,
-        "evidence": {
-            "item_id": item_id,
-            "title": title,
-            "log_prob_drop": round(log_prob_drop, 4),
-        },
-    }
-
-
-def similar_text(source: str, shared_genres: list[str], co_likers: int) -> str:
-    """Why two movies are similar, from the source that found them and what they share."""
-    parts = []
-    if source == "collaborative":
-        parts.append(
-            f"liked by the same people ({co_likers} rated both {LIKED_RATING:g} or higher)"
-            if co_likers
-            else "liked by the same kind of viewer"
-        )
-    elif source == "content":
-        parts.append("similar in content")
-    if shared_genres:
-        parts.append(f"both {join_names(shared_genres)}")
-    return "; ".join(parts) or "similar"
-
-
-def popularity_reason(
-    lift: float,
-    cell_count: float,
-    n_ratings: int,
-    time_of_day: str | None,
-    device: str | None,
-    cold_start: bool = False,
-) -> dict:
-    """Context lift when it is notable and well supported; plain popularity otherwise."""
-    phrase = context_phrase(time_of_day, device)
-    quotable = bool(phrase) and cell_count >= MIN_CONTEXT_SUPPORT and lift >= MIN_NOTABLE_LIFT
-    if cold_start:
-        text = f"popular {phrase or 'right now'} — we don't know your taste yet"
-    elif quotable:
-        text = f"{lift:.1f}x more popular {phrase}"
-    else:
-        text = f"widely watched ({n_ratings} ratings)"
-    return {
-        "source": "popularity",
-        "text": text,
-        "evidence": {
-            "time_of_day": time_of_day,
-            "device": device,
-            "device_simulated": device is not None,
-            "lift": round(lift, 3) if phrase else None,
-            "context_count": int(cell_count),
-            "min_support": MIN_CONTEXT_SUPPORT,
-            "n_ratings": int(n_ratings),
-        },
-    }
+OCCLUSION_CANDIDATES = BLOCK - 1
+"""History items the sequential reason tries removing, those the model attends to most
+anywhere in its kept window (attended_positions): with the request itself, they fill one
+scoring block, so the reason costs almost nothing."""
 
 
 # --- evidence ---------------------------------------------------------------------------------
 
 
-def occlusion_variants(request: Requests) -> tuple[Requests, list[int]] | None:
-    """The one-row ``request`` with, in turn, each of its OCCLUSION_WINDOW most recent history
-    items removed (older ones slide into the model's window, as if never watched), and the
-    removed items (item_idx); None without history.
+@torch.inference_mode()
+def attended_positions(model: SequentialRecommender, request: Requests) -> list[int]:
+    """The OCCLUSION_CANDIDATES history positions (indices into the one-row ``request``'s
+    history, ascending) the sequential model attends to most, over its whole kept window.
+
+    The last layer's attention of the last position says which history items the prediction
+    reads; occluding those few, rather than every position, keeps the reason at the cost of
+    one scoring block (a next-item model's evidence is rarely where it does not look). The
+    request is scored alone, so its candidates never depend on what else is in a batch.
+    """
+    present = request.items[0] > 0
+    n = int(present.sum())
+    if n <= OCCLUSION_CANDIDATES:  # every item is a candidate: no need to ask the model
+        return list(range(n))
+    _, attention = sequential_scores(model, request, return_attention=True)
+    window = request.items[0, -model.max_len :] > 0
+    weights = attention[0][window]  # the last len(weights) history items, in order
+    best = weights.topk(min(OCCLUSION_CANDIDATES, len(weights))).indices
+    return sorted((best + n - len(weights)).tolist())
+
+
+def occlusion_variants(request: Requests, positions: Sequence[int]) -> tuple[Requests, list[int]]:
+    """The one-row ``request`` with, in turn, each history position in ``positions`` removed
+    (older items slide into the model's window, as if never watched), and the removed items
+    (item_idx).
 
     The variants are scored in the same pass as the request itself (for a single request they
     fill its scoring block, which the Scorer would otherwise pad), so occlusion is nearly free.
@@ -194,9 +74,7 @@ def occlusion_variants(request: Requests) -> tuple[Requests, list[int]] | None:
     present = request.items[0] > 0
     history = {name: getattr(request, name)[0][present] for name in _HISTORY_FIELDS}
     n = len(history["items"])
-    if n == 0:
-        return None
-    removed = torch.arange(max(0, n - OCCLUSION_WINDOW), n)
+    removed = torch.as_tensor(list(positions), dtype=torch.long)
     kept = torch.arange(n - 1)[None, :]
     kept = kept + (kept >= removed[:, None]).long()  # [variants, n - 1]: all but one
     variants = Requests(
@@ -217,6 +95,8 @@ def occlusion_drops(
     nothing about THIS item. (None, 0.0) when no removal makes the item less likely.
     """
     items = list(items)
+    if not removed:
+        return [(None, 0.0)] * len(items)
     log_p = scores.log_softmax(-1)[items]
     drops = log_p[None] - variant_scores.log_softmax(-1)[:, items]  # [removed, items]
     best = drops.max(0)
@@ -231,10 +111,10 @@ def sequential_occlusion(
     model: SequentialRecommender, request: Requests, items: Sequence[int]
 ) -> list[tuple[int | None, float]]:
     """occlusion_drops of ``items`` for a one-row request, scored by ``model`` alone."""
-    found = occlusion_variants(request)
-    if found is None:
+    positions = attended_positions(model, request)
+    if not positions:
         return [(None, 0.0)] * len(items)
-    variants, removed = found
+    variants, removed = occlusion_variants(request, positions)
     scores = sequential_scores(model, Requests.concat([request, variants]))
     return occlusion_drops(scores[0], scores[1:], removed, items)
 
@@ -242,14 +122,45 @@ def sequential_occlusion(
 _HISTORY_FIELDS = ("items", "ratings", "time_of_day", "device")
 
 
+def with_variants(
+    model: SequentialRecommender, requests: Sequence[Requests], reads: Sequence[Requests]
+) -> tuple[Requests, torch.Tensor, list[int], list[list[int] | None]]:
+    """(each one-row request followed by its occlusion variants, the lengths that keep them
+    in its scoring block, where each request starts, the items its variants remove or None).
+
+    The candidates are picked from ``reads``, the requests as the scoring model reads them
+    (without context for hybrid_no_context), so a request's reasons never depend on whether
+    it came alone or in a batch.
+    """
+    parts, lengths, starts, removed = [], [], [], []
+    for request, read in zip(requests, reads, strict=True):
+        positions = attended_positions(model, read)
+        starts.append(sum(len(p) for p in parts))
+        parts.append(request)
+        found = occlusion_variants(request, positions) if positions else None
+        if found is not None:
+            parts.append(found[0])
+        removed.append(None if found is None else found[1])
+        lengths.append(request.history_length.expand(1 + len(positions)))
+    return Requests.concat(parts), torch.cat(lengths), starts, removed
+
+
 class Explainer:
-    """Reasons for recommended items, from the models and the catalogue of one bundle."""
+    """Reasons for recommended items, from the models and the catalogue of one bundle.
+
+    :meth:`explain` answers a whole chunk of requests at once: the neighbours of every request
+    in one product, the content occlusion deltas of every (request, item) pair in one pass.
+    Sums run in float64, so a reason is the same whether its request came alone or in a batch.
+    """
 
     def __init__(self, scorer: Scorer, catalog) -> None:
         self.scorer, self.catalog = scorer, catalog
         self.models = scorer.models
         mf, content = self.models.collaborative, self.models.content
-        self.user_unit = F.normalize(mf.user_factors.weight, dim=1) if mf is not None else None
+        with torch.inference_mode():
+            self.user_unit = (
+                F.normalize(mf.user_factors.weight.double(), dim=1) if mf is not None else None
+            )
         if content is not None:
             self._prepare_content(content)
         with torch.inference_mode():  # [time of day, device, item] context lift, every cell
@@ -272,46 +183,57 @@ class Explainer:
         rows = [(item, j) for item, pairs in enumerate(self.content_genres) for j, _ in pairs]
         variants = content.features[[item for item, _ in rows]].clone()
         variants[torch.arange(len(rows)), torch.tensor([j for _, j in rows], dtype=torch.long)] = 0
-        self._variant_encodings = content.encode(variants)
-        self._variant_prior = content.item_prior(variants)
+        self._variant_encodings = content.encode(variants).double()
+        self._variant_prior = content.item_prior(variants).double()
         self._variant_start = np.cumsum([0] + [len(p) for p in self.content_genres])
-        self._content_prior = content.item_prior(content.features)
+        self._encodings = self.scorer.encodings.double()
+        self._content_prior = content.item_prior(content.features).double()
+        self._content_scale = float(content.log_scale.exp())
+        self._genre_features = content.features[:, slots].double()
+        self._genre_names = [g for _, g in content.genre_slots]
 
     @torch.inference_mode()
-    def reasons(
+    def explain(
         self,
-        request: Requests,
+        requests: Sequence[Requests],
         scored: Scored,
-        row: int,
-        top: list[int],
-        cold: bool,
-        occlusion: tuple[torch.Tensor, list[int]] | None = None,
-    ) -> dict[str, list[dict]]:
-        """{source: one reason per top item} for every source that contributed.
+        rows: Sequence[int],
+        tops: Sequence[list[int]],
+        cold: Sequence[bool],
+        occlusions: Sequence[tuple[torch.Tensor, list[int]] | None],
+    ) -> list[dict[str, list[dict]]]:
+        """Per request, {source: one reason per top item} for every source that contributed.
 
-        ``occlusion``: the sequential scores of the request's occlusion variants and the items
-        they remove (scored with the request, see occlusion_variants).
+        ``requests`` are one-row; request i is row ``rows[i]`` of ``scored`` and recommends
+        ``tops[i]``. ``occlusions[i]``: the sequential scores of its occlusion variants and
+        the items they remove (scored with the request, see occlusion_variants), or None.
         """
-        out: dict[str, list[dict]] = {}
-        if "popularity" in scored.contributions:
-            out["popularity"] = self._popularity(request, top, cold)
-        if "collaborative" in scored.contributions:
-            out["collaborative"] = self._collaborative(request, scored, row, top)
-        if "content" in scored.contributions:
-            out["content"] = self._content(request, scored.profiles[row], top)
-        if "sequential" in scored.contributions:
-            if occlusion is None:
-                found = [(None, 0.0)] * len(top)
-            else:
-                found = occlusion_drops(scored.raw["sequential"][row], *occlusion, top)
-            out["sequential"] = [
-                sequential_reason(
-                    None if item is None else int(self.catalog.item_ids[item]),
-                    None if item is None else self.catalog.titles[item],
-                    drop,
+        out: list[dict[str, list[dict]]] = [{} for _ in requests]
+        sources = scored.contributions
+        if "popularity" in sources:
+            for i, request in enumerate(requests):
+                out[i]["popularity"] = self._popularity(request, tops[i], cold[i])
+        if "collaborative" in sources:
+            for i, reasons in enumerate(self._collaborative(requests, scored, rows, tops)):
+                out[i]["collaborative"] = reasons
+        if "content" in sources:
+            for i, reasons in enumerate(self._content(requests, scored, rows, tops)):
+                out[i]["content"] = reasons
+        if "sequential" in sources:
+            for i, occlusion in enumerate(occlusions):
+                found = (
+                    [(None, 0.0)] * len(tops[i])
+                    if occlusion is None
+                    else occlusion_drops(scored.raw["sequential"][rows[i]], *occlusion, tops[i])
                 )
-                for item, drop in found
-            ]
+                out[i]["sequential"] = [
+                    sequential_reason(
+                        None if item is None else int(self.catalog.item_ids[item]),
+                        None if item is None else self.catalog.titles[item],
+                        drop,
+                    )
+                    for item, drop in found
+                ]
         return out
 
     def _popularity(self, request: Requests, top: list[int], cold: bool) -> list[dict]:
@@ -326,53 +248,97 @@ class Explainer:
             for n in range(len(top))
         ]
 
-    def _collaborative(self, request: Requests, scored: Scored, row: int, top: list[int]) -> list:
+    def _collaborative(
+        self, requests: Sequence[Requests], scored: Scored, rows: Sequence[int], tops
+    ) -> list[list[dict]]:
         """Nearest users by MF factors (to the trained or folded-in vector) who rated each
-        item LIKED_RATING or more."""
+        item LIKED_RATING or more; every request's neighbours from one product."""
         catalog = self.catalog
-        own = int(request.user[0])
-        sims = self.user_unit @ F.normalize(scored.user_vectors[row], dim=0)
-        if own >= 0:
-            sims[own] = float("-inf")  # never one's own neighbour
-        k = min(N_NEIGHBOURS, catalog.n_users - (1 if own >= 0 else 0))
-        neighbours = sims.topk(k).indices.numpy()
-        keys = neighbours[:, None] * catalog.n_items + np.asarray(top)[None, :]
+        own = np.array([int(r.user[0]) for r in requests])
+        index = torch.as_tensor(list(rows), dtype=torch.long)
+        sims = F.normalize(scored.user_vectors[index].double(), dim=1) @ self.user_unit.T
+        known = np.flatnonzero(own >= 0)
+        sims[known, own[known]] = float("-inf")  # never one's own neighbour
+        k = min(N_NEIGHBOURS, catalog.n_users)
+        neighbours = sims.topk(k, dim=1).indices.numpy()  # [R, k], own last when k = n_users
+        counts = np.where(own >= 0, min(N_NEIGHBOURS, catalog.n_users - 1), k)
+        width = max(len(top) for top in tops)
+        items = np.array([list(top) + [0] * (width - len(top)) for top in tops])  # [R, width]
+        keys = neighbours[:, :, None] * catalog.n_items + items[:, None, :]
         pos = np.searchsorted(catalog.pair_key, keys).clip(max=len(catalog.pair_key) - 1)
         rating = np.where(catalog.pair_key[pos] == keys, catalog.pair_rating[pos], np.nan)
         low, high = catalog.rating_range
+        raw = scored.raw["collaborative"][index[:, None], torch.as_tensor(items)]
+        predicted = raw.clamp(low, high).tolist()
         liked = rating >= LIKED_RATING  # NaN (not rated) compares False
         out = []
-        for col, item in enumerate(top):
-            rows = np.flatnonzero(liked[:, col])
-            liked_by = [
-                {"user_id": u, "rating": r}
-                for u, r in zip(
-                    catalog.user_ids[neighbours[rows]].tolist(),
-                    rating[rows, col].tolist(),
-                    strict=True,
-                )
-            ]
-            predicted = float(scored.raw["collaborative"][row, item].clamp(low, high))
-            out.append(collaborative_reason(liked_by, len(neighbours), predicted))
+        for i, top in enumerate(tops):
+            n = int(counts[i])
+            reasons = []
+            for col in range(len(top)):
+                hits = np.flatnonzero(liked[i, :n, col])
+                liked_by = [
+                    {"user_id": u, "rating": r}
+                    for u, r in zip(
+                        catalog.user_ids[neighbours[i, hits]].tolist(),
+                        rating[i, hits, col].tolist(),
+                        strict=True,
+                    )
+                ]
+                reasons.append(collaborative_reason(liked_by, n, predicted[i][col]))
+            out.append(reasons)
         return out
 
-    def _content(self, request: Requests, profile: torch.Tensor, top: list[int]) -> list[dict]:
+    def _content(
+        self, requests: Sequence[Requests], scored: Scored, rows: Sequence[int], tops
+    ) -> list[list[dict]]:
         """Occlusion deltas of the content score (ContentModel.genre_contributions' formula):
-        the item's score for this profile minus its score with one genre switched off."""
-        content = self.models.content
-        present = request.items[0] > 0
-        taste = content.genre_profile(request.items[0][present] - 1, request.ratings[0][present])
-        scale = content.log_scale.exp()
-        cosine = self.scorer.encodings[top] @ profile
-        scores = (scale * cosine + self._content_prior[top]).tolist()
-        spans = [range(self._variant_start[i], self._variant_start[i + 1]) for i in top]
-        rows = torch.tensor([r for span in spans for r in span], dtype=torch.long)
-        variants = scale * (self._variant_encodings[rows] @ profile) + self._variant_prior[rows]
-        values, out, start = variants.tolist(), [], 0
-        for n, item in enumerate(top):
-            genres = [g for _, g in self.content_genres[item]]
-            chunk = values[start : start + len(genres)]
-            start += len(genres)
-            deltas = {g: scores[n] - v for g, v in zip(genres, chunk, strict=True)}
-            out.append(content_reason(deltas, taste, float(cosine[n])))
+        the item's score for this profile minus its score with one genre switched off; every
+        (request, item, genre) of the chunk in one pass."""
+        profiles = scored.profiles[torch.as_tensor(list(rows), dtype=torch.long)].double()
+        tastes = self._tastes(requests)
+        pair_request = torch.tensor(
+            [i for i, top in enumerate(tops) for _ in top], dtype=torch.long
+        )
+        pair_item = torch.tensor([item for top in tops for item in top], dtype=torch.long)
+        cosine = (self._encodings[pair_item] * profiles[pair_request]).sum(-1)
+        scores = (self._content_scale * cosine + self._content_prior[pair_item]).tolist()
+        starts = self._variant_start[pair_item.numpy()]
+        stops = self._variant_start[pair_item.numpy() + 1]
+        spans = [np.arange(a, b) for a, b in zip(starts, stops, strict=True)]
+        variant = torch.from_numpy(np.concatenate([np.zeros(0, dtype=np.int64), *spans]))
+        owner = pair_request.repeat_interleave(torch.from_numpy(stops - starts))
+        switched = (self._variant_encodings[variant] * profiles[owner]).sum(-1)
+        values = (self._content_scale * switched + self._variant_prior[variant]).tolist()
+        out, pair, start = [], 0, 0
+        for i, top in enumerate(tops):
+            reasons = []
+            for item in top:
+                genres = [g for _, g in self.content_genres[item]]
+                chunk = values[start : start + len(genres)]
+                start += len(genres)
+                deltas = {g: scores[pair] - v for g, v in zip(genres, chunk, strict=True)}
+                reasons.append(content_reason(deltas, tastes[i], float(cosine[pair])))
+                pair += 1
+            out.append(reasons)
         return out
+
+    def _tastes(self, requests: Sequence[Requests]) -> list[dict[str, float]]:
+        """Each request's genre mix (ContentModel.genre_profile's), in one product."""
+        offset = self.models.content.weight_offset
+        weights, items = [], []
+        for request in requests:
+            present = request.items[0] > 0
+            ratings = request.ratings[0][present].double()
+            weights.append(offset + (ratings - ratings.mean()) if len(ratings) else ratings)
+            items.append(request.items[0][present] - 1)
+        owner = torch.repeat_interleave(torch.tensor([len(w) for w in weights]))
+        w = torch.cat(weights)
+        mix = torch.zeros(len(requests), len(self._genre_names), dtype=torch.float64)
+        mix.index_add_(0, owner, w[:, None] * self._genre_features[torch.cat(items)])
+        total = torch.zeros(len(requests), dtype=torch.float64).index_add_(0, owner, w.abs())
+        mix = (mix / total.clamp_min(1e-12)[:, None]).tolist()
+        return [
+            {g: v for g, v in zip(self._genre_names, row, strict=True) if abs(v) > 1e-12}
+            for row in mix
+        ]

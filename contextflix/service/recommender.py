@@ -26,10 +26,10 @@ from torch.nn import functional as F
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY
 from contextflix.models.popularity import UNKNOWN
-from contextflix.models.scoring import MODELS, SOURCES, Requests, Scorer
+from contextflix.models.scoring import MODELS, SOURCES, Requests, Scored, Scorer
 from contextflix.service.catalog import Catalog
 from contextflix.service.errors import RecommenderError
-from contextflix.service.explain import Explainer, occlusion_variants
+from contextflix.service.explain import Explainer, with_variants
 from contextflix.service.requests import MAX_BATCH, RecommendRequest, parse_request, quote
 
 CHUNK = 16
@@ -224,8 +224,9 @@ class Recommender:
     def _answer(self, queries: list[_Query]) -> list[dict]:
         """Answers in order; queries grouped by the model that scores them, one pass each.
 
-        A request to a model that uses the sequential source is scored together with its
-        occlusion variants (explain.occlusion_variants), which its explanation needs.
+        A request to a model that uses the sequential source has its sequential scores
+        computed beside its occlusion variants (_score_explained); the explanations of a
+        chunk are computed together (Explainer.explain).
         """
         groups: dict[str, list[int]] = {}
         rows = [self._request(q) for q in queries]
@@ -238,31 +239,62 @@ class Recommender:
             for start in range(0, len(members), CHUNK)
         ]
         for model, members in chunks:
-            sequential = "sequential" in self.scorer.sources_of(model)
-            parts, starts, variants, lengths = [], [], [], []
-            for n in members:
-                starts.append(sum(len(p) for p in parts))
-                parts.append(rows[n])
-                found = occlusion_variants(rows[n]) if sequential else None
-                variants.append(None if found is None else found[1])
-                if found is not None:
-                    parts.append(found[0])
-                size = 1 + (0 if found is None else len(found[1]))
-                lengths.append(rows[n].history_length.expand(size))  # variants beside it
-            scored = self.scorer.score(Requests.concat(parts), model, torch.cat(lengths))
-            base = torch.tensor(starts)
+            requests = [rows[n] for n in members]
+            if "sequential" in self.scorer.sources_of(model):
+                scored, occlusions = self._score_explained(model, requests)
+            else:
+                scored = self.scorer.score(Requests.concat(requests), model)
+                occlusions = [None] * len(members)
             allowed = self._allowed([queries[n] for n in members], [rows[n] for n in members])
             k = max(queries[n].k for n in members)
-            tops = self.scorer.top_k(scored.scores[base], allowed, k)
+            ranked = self.scorer.top_k(scored.scores, allowed, k).tolist()
+            tops = [[item for item in ranked[i][: queries[n].k] if item >= 0]
+                    for i, n in enumerate(members)]  # fmt: skip
+            reasons = self.explainer.explain(
+                requests,
+                scored,
+                range(len(members)),
+                tops,
+                [_cold(queries[n]) for n in members],
+                occlusions,
+            )
             for i, n in enumerate(members):
-                q, start = queries[n], starts[i]
-                top = [item for item in tops[i, : q.k].tolist() if item >= 0]
-                occlusion = None
-                if variants[i] is not None:
-                    stop = start + 1 + len(variants[i])
-                    occlusion = (scored.raw["sequential"][start + 1 : stop], variants[i])
-                answers[n] = self._result(q, rows[n], scored, start, top, occlusion)
+                answers[n] = self._result(queries[n], scored, i, tops[i], reasons[i])
         return answers
+
+    def _score_explained(
+        self, model: str, requests: list[Requests]
+    ) -> tuple[Scored, list[tuple[torch.Tensor, list[int]] | None]]:
+        """The requests' Scored and, per request, its occlusion variants' sequential scores
+        and removed items (or None), for a model that uses the sequential source.
+
+        Every request's sequential scores are computed beside its variants, in its own block;
+        hybrid_no_context picks them from what it reads (no context).
+        The other sources need no variants: a lone request's block has room for them anyway,
+        so they are computed there; in a batch they fill blocks of requests alone (4 requests
+        per pass instead of 1). Either way each row's scores are those of a block of BLOCK
+        rows, so both give the same bits (scoring.py).
+        """
+        reads = (
+            [r.without_context() for r in requests] if model == "hybrid_no_context" else requests
+        )
+        reading, lengths, starts, removed = with_variants(self.models.sequential, requests, reads)
+        if len(requests) == 1:
+            both = self.scorer.score(reading, model, lengths=lengths)
+            sequential = both.raw["sequential"]
+            scored = Scored.gather([(torch.tensor([0]), both)], 1)
+        else:
+            if model == "hybrid_no_context":
+                reading = reading.without_context()
+            sequential = self.scorer.raw(reading, ["sequential"], lengths)["sequential"]
+            scored = self.scorer.score(
+                Requests.concat(requests), model, sequential[torch.tensor(starts)]
+            )
+        occlusions = [
+            None if items is None else (sequential[start + 1 : start + 1 + len(items)], items)
+            for start, items in zip(starts, removed, strict=True)
+        ]
+        return scored, occlusions
 
     def _allowed(self, queries: list[_Query], requests: list[Requests]) -> torch.Tensor:
         """[B, n_items]: the catalogue, in the chosen genres, unseen unless asked otherwise."""
@@ -277,14 +309,14 @@ class Recommender:
                 allowed[row] &= ~request.seen(self.n_items)[0]
         return allowed
 
-    def _result(self, q: _Query, request: Requests, scored, row: int, top, occlusion) -> dict:
+    def _result(self, q: _Query, scored, row: int, top: list[int], reasons: dict) -> dict:
         """The API's answer: items with score, contributions and reasons, best reason first."""
-        fallback = "popularity" if _cold(q) else None
-        reasons = self.explainer.reasons(request, scored, row, top, fallback is not None, occlusion)
         trust = {s: float(w[row]) for s, w in scored.weights.items()}
+        contributions = {s: c[row, top].tolist() for s, c in scored.contributions.items()}
+        scores = scored.scores[row, top].tolist()
         items = []
         for rank, item in enumerate(top):
-            contrib = {s: round(float(c[row, item]), 4) for s, c in scored.contributions.items()}
+            contrib = {s: round(values[rank], 4) for s, values in contributions.items()}
             ordered = sorted(contrib, key=lambda s: -contrib[s])
             item_reasons = [
                 {**reasons[s][rank], "weight": round(trust[s], 4)} for s in ordered if s in reasons
@@ -293,7 +325,7 @@ class Recommender:
                 {
                     "rank": rank + 1,
                     **self.catalog.movie(item),
-                    "score": round(float(scored.scores[row, item]), 4),
+                    "score": round(scores[rank], 4),
                     "explanation": item_reasons[0]["text"] if item_reasons else "",
                     "reasons": item_reasons,
                     "contributions": contrib,
@@ -308,7 +340,7 @@ class Recommender:
             },
             "model": q.model,
             "items": items,
-            "fallback": fallback,
+            "fallback": "popularity" if _cold(q) else None,
         }
 
     # --- catalogue, users, history ----------------------------------------------------------
