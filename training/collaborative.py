@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from contextflix.evaluation.metrics import history_mask, target_ranks
 from contextflix.models.collaborative import MatrixFactorization
+from training.distributed import mean_over_processes
 
 
 def protocol_s_history(data, part: str) -> sparse.csr_matrix:
@@ -43,18 +44,23 @@ def protocol_s_history(data, part: str) -> sparse.csr_matrix:
 
 
 class RankingEvaluation:
-    """Shared protocol-S ranking evaluation for the Lightning modules (NDCG/HR@10 of a batch)."""
+    """Shared protocol-S ranking evaluation for the Lightning modules (NDCG/HR@10).
+
+    Sums per batch, one mean per epoch over the users of every process (training.distributed).
+    """
 
     def _setup_ranking(self, datamodule) -> None:
         self._history: dict[str, sparse.csr_matrix] = {}
         self._candidates: torch.Tensor | None = None
+        self._rank_sums: dict[str, float] = {"ndcg@10": 0.0, "hr@10": 0.0}
+        self._rank_count = 0
         self._rank_enabled = getattr(datamodule, "protocol", "S") == "S"
         if self._rank_enabled:
             data = datamodule.data
             self._history = {p: protocol_s_history(data, p) for p in ("val", "test")}
             self._candidates = torch.as_tensor(data.candidates, dtype=torch.bool)
 
-    def _log_ranking(self, prefix: str, scores: torch.Tensor, batch: dict) -> None:
+    def _add_ranking(self, prefix: str, scores: torch.Tensor, batch: dict) -> None:
         if not getattr(self, "_rank_enabled", False):
             return
         exclude = history_mask(
@@ -63,10 +69,18 @@ class RankingEvaluation:
         ranks = target_ranks(scores, batch["item"], exclude, self._candidates.to(scores.device))
         ranks = ranks.double()
         ndcg = torch.where(ranks <= 10, 1.0 / torch.log2(ranks + 1.0), torch.zeros_like(ranks))
-        hr = (ranks <= 10).double()
-        n = len(ranks)
-        self.log(f"{prefix}_ndcg@10", ndcg.mean(), batch_size=n, prog_bar=True)
-        self.log(f"{prefix}_hr@10", hr.mean(), batch_size=n)
+        self._rank_sums["ndcg@10"] += float(ndcg.sum())
+        self._rank_sums["hr@10"] += float((ranks <= 10).sum())
+        self._rank_count += len(ranks)
+
+    def _log_ranking(self, prefix: str) -> None:
+        if not getattr(self, "_rank_enabled", False):
+            return
+        means = mean_over_processes(self, self._rank_sums, self._rank_count)
+        for name, value in means.items():
+            self.log(f"{prefix}_{name}", value, prog_bar=name == "ndcg@10")
+        self._rank_sums = dict.fromkeys(self._rank_sums, 0.0)
+        self._rank_count = 0
 
 
 class CollaborativeModule(RankingEvaluation, L.LightningModule):
@@ -134,7 +148,7 @@ class CollaborativeModule(RankingEvaluation, L.LightningModule):
         self._sse += float(squared.sum())
         self._n += len(squared)
         if self._rank_enabled:
-            self._log_ranking(prefix, self.model.score_all(batch["user"]), batch)
+            self._add_ranking(prefix, self.model.score_all(batch["user"]), batch)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate("val", batch)
@@ -146,8 +160,8 @@ class CollaborativeModule(RankingEvaluation, L.LightningModule):
         self._sse, self._n = 0.0, 0
 
     def _log_rmse(self, prefix: str) -> None:
-        if self._n:
-            self.log(f"{prefix}_rmse", math.sqrt(self._sse / self._n), prog_bar=True)
+        mean = mean_over_processes(self, {"se": self._sse}, self._n)["se"]
+        self.log(f"{prefix}_rmse", math.sqrt(mean), prog_bar=True)
 
     def on_validation_epoch_start(self) -> None:
         self._reset_rmse()
@@ -157,9 +171,11 @@ class CollaborativeModule(RankingEvaluation, L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_rmse("val")
+        self._log_ranking("val")
 
     def on_test_epoch_end(self) -> None:
         self._log_rmse("test")
+        self._log_ranking("test")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(
