@@ -206,7 +206,8 @@ def _draw(
     session_start = day * 86_400 + hour * 3_600 + rng.integers(0, 3_600, n_sessions)
     step = np.where(new_session, 0, 20 + rng.exponential(120.0, n).astype(np.int64))
     offset = _cumsum_by_group(step, session_id)
-    local = shape.start + session_start[session_id] + offset
+    midnight = shape.start - shape.start % 86_400  # local clock starts at 0:00
+    local = midnight + session_start[session_id] + offset
     tod = _time_of_day((local // 3_600) % 24)
 
     # a cluster from the user's tilted mix, then an item of it by popularity (inverse CDF)
