@@ -5,6 +5,9 @@ Loss per mini-batch of (user, item, rating):
     mean (r - r_hat)^2 + l2 * mean(|p_u|^2 + |q_i|^2) + l2_bias * mean(b_u^2 + b_i^2)
         + ranking_weight * CE(softmax over every item of scale * r_hat(u, .), i)
 
+(with ``negatives > 0`` the CE is the sampled softmax of ``training.losses``, for large
+catalogues).
+
 The L2 term only touches the rows used in the batch (as in Funk/Koren SGD), so a frequently
 rated item is regularised in proportion to its ratings, not once per step like weight decay on
 the whole table (which crushes rare items and lets popular ones overfit).
@@ -31,6 +34,7 @@ from torch.nn import functional as F
 from contextflix.evaluation.metrics import history_mask, target_ranks
 from contextflix.models.collaborative import MatrixFactorization
 from training.distributed import mean_over_processes
+from training.losses import popularity_log_q, sample_negatives, sampled_cross_entropy
 
 
 def protocol_s_history(data, part: str) -> sparse.csr_matrix:
@@ -96,6 +100,7 @@ class CollaborativeModule(RankingEvaluation, L.LightningModule):
         ranking_weight: float = 0.0,
         ranking_scale: float = 2.0,
         init_std: float = 0.1,
+        negatives: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -114,6 +119,10 @@ class CollaborativeModule(RankingEvaluation, L.LightningModule):
             self.model.global_mean.fill_(datamodule.global_mean)
         self.rating_range = datamodule.rating_range
         self._setup_ranking(datamodule)
+        if stage == "fit" and self.hparams.negatives:
+            rows = datamodule.rows()["train"]
+            items = datamodule.data.ratings["item_idx"].to_numpy()[rows]
+            self._log_q = popularity_log_q(items, self.model.item_bias.num_embeddings)
 
     def loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         user, item, rating = batch["user"], batch["item"], batch["rating"]
@@ -126,10 +135,20 @@ class CollaborativeModule(RankingEvaluation, L.LightningModule):
         reg = reg + self.hparams.l2_bias * (bu.pow(2) + bi.pow(2)).mean()
         loss = mse + reg
         if self.hparams.ranking_weight > 0:
-            logits = m.item_bias.weight.T + p @ m.item_factors.weight.T  # mu + b_u cancel
-            ce = F.cross_entropy(self.log_scale.exp() * logits, item)
-            loss = loss + self.hparams.ranking_weight * ce
+            loss = loss + self.hparams.ranking_weight * self._ranking_loss(p, item)
         return loss, mse
+
+    def _ranking_loss(self, p: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        """Softmax CE of the rated item among all items (mu + b_u cancel), or sampled."""
+        m, scale = self.model, self.log_scale.exp()
+        if not self.hparams.negatives:
+            logits = m.item_bias.weight.T + p @ m.item_factors.weight.T
+            return F.cross_entropy(scale * logits, item)
+        log_q = self._log_q.to(p.device)
+        negatives = sample_negatives(log_q, self.hparams.negatives)
+        positive = m.item_bias(item).squeeze(-1) + (p * m.item_factors(item)).sum(-1)
+        negative = m.item_bias(negatives).T + p @ m.item_factors(negatives).T
+        return sampled_cross_entropy(scale * positive, scale * negative, item, negatives, log_q)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, mse = self.loss(batch)

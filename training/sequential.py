@@ -2,11 +2,9 @@
 
 Training: every valid position of each window (input and target both present) is one
 example, all positions in one forward pass. The loss is the softmax cross-entropy over the
-whole catalogue (``negatives=0``), or, where the catalogue is large, a sampled softmax: the
-target against ``negatives`` items drawn once per batch from the training popularity
-(``q_i`` proportional to ``count_i ** sample_power``), each logit corrected by ``-log q_i``
-(log-Q correction, Bengio & Senecal 2008; Yi et al. 2019), draws equal to the target masked.
-Its cost per step does not grow with the catalogue. The learning rate follows a one-cycle
+whole catalogue (``negatives=0``), or, where the catalogue is large, the sampled softmax of
+``training.losses`` (``negatives`` shared draws from training popularity to the power
+``sample_power``, log-Q corrected), whose cost per step does not grow with the catalogue. The learning rate follows a one-cycle
 schedule (linear warm-up, cosine decay) over ``trainer.max_epochs``, so a few large-batch
 epochs at a higher peak rate replace many at a fixed one. Validation/test: the last position of each user's sequence is scored, the user's
 history is masked, and the target is ranked among all catalogue items (pessimistic ties) with
@@ -18,13 +16,13 @@ from __future__ import annotations
 import time
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from contextflix.evaluation.metrics import history_mask, ranking_metrics, target_ranks
 from contextflix.models.sequential import UNKNOWN, SequentialRecommender
 from training.distributed import mean_over_processes
+from training.losses import popularity_log_q, sample_negatives, sampled_cross_entropy
 
 
 class SequentialModule(L.LightningModule):
@@ -58,16 +56,13 @@ class SequentialModule(L.LightningModule):
         self._log_q: torch.Tensor | None = None
 
     def setup(self, stage: str) -> None:
-        """Sampling distribution of the negatives: training popularity (sampled softmax only)."""
+        """Proposal of the sampled softmax's negatives: training popularity."""
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         if stage != "fit" or datamodule is None or not self.hparams.negatives:
             return
-        counts = np.bincount(
-            datamodule.data.ratings["item_idx"].to_numpy()[datamodule.data.s.train],
-            minlength=self.model.n_items,
-        )
-        weights = torch.as_tensor(counts + 1.0, dtype=torch.float64) ** self.hparams.sample_power
-        self._log_q = (weights / weights.sum()).log().float()
+        data = datamodule.data
+        items = data.ratings["item_idx"].to_numpy()[data.s.train]
+        self._log_q = popularity_log_q(items, self.model.n_items, self.hparams.sample_power)
 
     # ----- training ---------------------------------------------------------------------
 
@@ -94,13 +89,12 @@ class SequentialModule(L.LightningModule):
         if not self.hparams.negatives:
             return F.cross_entropy(self.model.logits(hidden), targets)
         log_q = self._log_q.to(hidden.device)
-        negatives = torch.multinomial(log_q.exp(), self.hparams.negatives, replacement=True)
+        negatives = sample_negatives(log_q, self.hparams.negatives)
         table = self.model.item_emb.weight[1:]
-        positive = (hidden * table[targets]).sum(-1, keepdim=True) - log_q[targets, None]
-        negative = hidden @ table[negatives].T - log_q[negatives]
-        negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
-        logits = torch.cat([positive, negative], dim=1)
-        return F.cross_entropy(logits, torch.zeros_like(targets))
+        positive = (hidden * table[targets]).sum(-1)
+        return sampled_cross_entropy(
+            positive, hidden @ table[negatives].T, targets, negatives, log_q
+        )
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
