@@ -85,6 +85,7 @@ def _cli(dataset: str, model: str, device: str, extra: list[str]):
     args = [
         "--config", str(ROOT / configs[model]), *retarget(model),
         f"--trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}", "--trainer.devices=1",
+        f"--trainer.deterministic={str(device != 'cuda').lower()}",  # cuBLAS needs an env var
         "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false",
         "--trainer.enable_checkpointing=false", "--trainer.logger=false",
         "--trainer.callbacks=null", f"--trainer.default_root_dir={scratch}", *extra,
