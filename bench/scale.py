@@ -191,7 +191,8 @@ def run_stage(stage: str, dataset: str, device: str, steps: int) -> dict:
     """One stage in a child process: its seconds, its peak RSS, and what else it reports."""
     command = [sys.executable, __file__, "--stage", stage, "--datasets", dataset,
                "--device", device, "--steps", str(steps)]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+    env = {**os.environ, "PYTHONPATH": path}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
