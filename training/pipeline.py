@@ -44,14 +44,16 @@ def _best(cli) -> str:
 def plan_configs(plan: dict, dataset: str, config: str) -> tuple[dict, Callable[[str], list]]:
     """The step configs for ``dataset``, and the overrides that point a step at it.
 
-    A SYNTHETIC data set (``synthetic-ml-1m`` ...) runs its release's configs, retargeted at
-    the synthetic data and at its own run folders, so a real run is never overwritten.
+    A SYNTHETIC data set (``synthetic-ml-1m`` ...) runs its release's configs (the ML-1M
+    ones where the plan has none for it), retargeted at the synthetic data and at its own run
+    folders, so a real run is never overwritten.
     """
     if dataset in plan["configs"]:
         return plan["configs"][dataset], lambda step: []
     like = parse_name(dataset)
-    if like is None or like[0] not in plan["configs"]:
+    if like is None:
         raise ValueError(f"no configs for {dataset!r} in {config}; have {sorted(plan['configs'])}")
+    release = like[0] if like[0] in plan["configs"] else "ml-1m"  # the largest configured
 
     def retarget(step: str) -> list[str]:
         folder = f"runs/{dataset}/{step}"
@@ -61,7 +63,7 @@ def plan_configs(plan: dict, dataset: str, config: str) -> tuple[dict, Callable[
             f"--trainer.callbacks.dirpath={folder}",
         ]
 
-    return plan["configs"][like[0]], retarget
+    return plan["configs"][release], retarget
 
 
 def pipeline(
