@@ -62,6 +62,7 @@ def test_two_process_ddp_fit_validates_each_user_once(tmp_path: Path) -> None:
     common = [
         "--config", str(ROOT / "configs" / "ml-1m" / "sequential.yaml"),
         f"--data.init_args.dataset={DATASET}",
+        "--model.init_args.dim=16", "--model.init_args.max_len=20", "--data.init_args.max_len=20",
         "--trainer.accelerator=cpu",
         "--trainer.enable_progress_bar=false",
     ]  # fmt: skip

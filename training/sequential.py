@@ -4,11 +4,15 @@ Training: every valid position of each window (input and target both present) is
 example, all positions in one forward pass. The loss is the softmax cross-entropy over the
 whole catalogue (``negatives=0``), or, where the catalogue is large, the sampled softmax of
 ``training.losses`` (``negatives`` shared draws from training popularity to the power
-``sample_power``, log-Q corrected), whose cost per step does not grow with the catalogue. The learning rate follows a one-cycle
-schedule (linear warm-up, cosine decay) over ``trainer.max_epochs``, so a few large-batch
-epochs at a higher peak rate replace many at a fixed one. Validation/test: the last position of each user's sequence is scored, the user's
-history is masked, and the target is ranked among all catalogue items (pessimistic ties) with
-``contextflix.evaluation.metrics``.
+``sample_power``, log-Q corrected), whose cost per step does not grow with the catalogue.
+With ``schedule: onecycle`` the learning rate follows a one-cycle schedule (linear warm-up,
+cosine decay) over ``trainer.max_epochs``, so a few epochs at a higher peak rate replace many
+at a fixed one (``constant``, the default).
+
+Validation/test: the last position of each user's sequence is scored, the user's history is
+masked, and the target is ranked among all catalogue items (pessimistic ties) with
+``contextflix.evaluation.metrics``; each user counts once across processes
+(``training.distributed``).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ class SequentialModule(L.LightningModule):
         context_dropout: float = 0.1,
         negatives: int = 0,
         sample_power: float = 1.0,
-        schedule: str = "onecycle",
+        schedule: str = "constant",
         warmup_fraction: float = 0.1,
     ) -> None:
         super().__init__()
