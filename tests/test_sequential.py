@@ -1,5 +1,6 @@
 """SequentialRecommender: learns planted sequential and context structure, serving API, CLI."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,40 @@ def test_unknown_context_index_and_long_history_truncation():
         )
     with pytest.raises(ValueError, match="max_len"):
         model(items, tod, device)
+
+
+def test_sampled_softmax_with_every_item_as_negative_is_the_full_softmax():
+    from training.losses import sampled_cross_entropy
+
+    torch.manual_seed(0)
+    logits = torch.randn(6, N_ITEMS)
+    targets = torch.randint(0, N_ITEMS, (6,))
+    everything = torch.arange(N_ITEMS)
+    uniform = torch.full((N_ITEMS,), -math.log(N_ITEMS))
+    positive = logits[torch.arange(6), targets]
+    sampled = sampled_cross_entropy(positive, logits, targets, everything, uniform)
+    assert torch.allclose(sampled, F.cross_entropy(logits, targets), atol=1e-6)
+
+
+def test_log_q_correction_removes_the_popularity_bias_of_the_proposal():
+    """With a skewed proposal and equal true logits, the corrected loss is minimised by equal
+    logits: the gradient pushes no item up just because it is drawn less often."""
+    from training.losses import popularity_log_q, sample_negatives, sampled_cross_entropy
+
+    torch.manual_seed(0)
+    log_q = popularity_log_q(
+        torch.arange(N_ITEMS).repeat_interleave(torch.arange(1, N_ITEMS + 1)).numpy(), N_ITEMS
+    )
+    scores = torch.zeros(N_ITEMS, requires_grad=True)
+    optimizer = torch.optim.SGD([scores], lr=0.5)
+    for _ in range(300):
+        targets = torch.randint(0, N_ITEMS, (256,))  # every item equally often the target
+        negatives = sample_negatives(log_q, 64)
+        positive = scores[targets]
+        negative = scores[negatives].expand(256, -1)
+        loss = sampled_cross_entropy(positive, negative, targets, negatives, log_q)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    spread = scores.detach() - scores.detach().mean()
+    assert spread.abs().max() < 0.35  # uncorrected, rare items would score ~log(30) higher

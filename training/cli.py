@@ -24,4 +24,6 @@ def fit_cli(args: list[str] | None = None, run: bool = True) -> ContextFlixCLI:
         args=args,
         run=run,
         save_config_kwargs={"overwrite": True},
+        # the data modules shard for DDP themselves, without repeated rows (training.distributed)
+        trainer_defaults={"use_distributed_sampler": False},
     )

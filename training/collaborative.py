@@ -5,6 +5,9 @@ Loss per mini-batch of (user, item, rating):
     mean (r - r_hat)^2 + l2 * mean(|p_u|^2 + |q_i|^2) + l2_bias * mean(b_u^2 + b_i^2)
         + ranking_weight * CE(softmax over every item of scale * r_hat(u, .), i)
 
+(with ``negatives > 0`` the CE is the sampled softmax of ``training.losses``, for large
+catalogues).
+
 The L2 term only touches the rows used in the batch (as in Funk/Koren SGD), so a frequently
 rated item is regularised in proportion to its ratings, not once per step like weight decay on
 the whole table (which crushes rare items and lets popular ones overfit).
@@ -30,6 +33,8 @@ from torch.nn import functional as F
 
 from contextflix.evaluation.metrics import history_mask, target_ranks
 from contextflix.models.collaborative import MatrixFactorization
+from training.distributed import mean_over_processes
+from training.losses import popularity_log_q, sample_negatives, sampled_cross_entropy
 
 
 def protocol_s_history(data, part: str) -> sparse.csr_matrix:
@@ -43,18 +48,23 @@ def protocol_s_history(data, part: str) -> sparse.csr_matrix:
 
 
 class RankingEvaluation:
-    """Shared protocol-S ranking evaluation for the Lightning modules (NDCG/HR@10 of a batch)."""
+    """Shared protocol-S ranking evaluation for the Lightning modules (NDCG/HR@10).
+
+    Sums per batch, one mean per epoch over the users of every process (training.distributed).
+    """
 
     def _setup_ranking(self, datamodule) -> None:
         self._history: dict[str, sparse.csr_matrix] = {}
         self._candidates: torch.Tensor | None = None
+        self._rank_sums: dict[str, float] = {"ndcg@10": 0.0, "hr@10": 0.0}
+        self._rank_count = 0
         self._rank_enabled = getattr(datamodule, "protocol", "S") == "S"
         if self._rank_enabled:
             data = datamodule.data
             self._history = {p: protocol_s_history(data, p) for p in ("val", "test")}
             self._candidates = torch.as_tensor(data.candidates, dtype=torch.bool)
 
-    def _log_ranking(self, prefix: str, scores: torch.Tensor, batch: dict) -> None:
+    def _add_ranking(self, prefix: str, scores: torch.Tensor, batch: dict) -> None:
         if not getattr(self, "_rank_enabled", False):
             return
         exclude = history_mask(
@@ -63,10 +73,18 @@ class RankingEvaluation:
         ranks = target_ranks(scores, batch["item"], exclude, self._candidates.to(scores.device))
         ranks = ranks.double()
         ndcg = torch.where(ranks <= 10, 1.0 / torch.log2(ranks + 1.0), torch.zeros_like(ranks))
-        hr = (ranks <= 10).double()
-        n = len(ranks)
-        self.log(f"{prefix}_ndcg@10", ndcg.mean(), batch_size=n, prog_bar=True)
-        self.log(f"{prefix}_hr@10", hr.mean(), batch_size=n)
+        self._rank_sums["ndcg@10"] += float(ndcg.sum())
+        self._rank_sums["hr@10"] += float((ranks <= 10).sum())
+        self._rank_count += len(ranks)
+
+    def _log_ranking(self, prefix: str) -> None:
+        if not getattr(self, "_rank_enabled", False):
+            return
+        means = mean_over_processes(self, self._rank_sums, self._rank_count)
+        for name, value in means.items():
+            self.log(f"{prefix}_{name}", value, prog_bar=name == "ndcg@10")
+        self._rank_sums = dict.fromkeys(self._rank_sums, 0.0)
+        self._rank_count = 0
 
 
 class CollaborativeModule(RankingEvaluation, L.LightningModule):
@@ -82,6 +100,7 @@ class CollaborativeModule(RankingEvaluation, L.LightningModule):
         ranking_weight: float = 0.0,
         ranking_scale: float = 2.0,
         init_std: float = 0.1,
+        negatives: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -100,6 +119,10 @@ class CollaborativeModule(RankingEvaluation, L.LightningModule):
             self.model.global_mean.fill_(datamodule.global_mean)
         self.rating_range = datamodule.rating_range
         self._setup_ranking(datamodule)
+        if stage == "fit" and self.hparams.negatives:
+            rows = datamodule.rows()["train"]
+            items = datamodule.data.ratings["item_idx"].to_numpy()[rows]
+            self._log_q = popularity_log_q(items, self.model.item_bias.num_embeddings)
 
     def loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         user, item, rating = batch["user"], batch["item"], batch["rating"]
@@ -112,10 +135,20 @@ class CollaborativeModule(RankingEvaluation, L.LightningModule):
         reg = reg + self.hparams.l2_bias * (bu.pow(2) + bi.pow(2)).mean()
         loss = mse + reg
         if self.hparams.ranking_weight > 0:
-            logits = m.item_bias.weight.T + p @ m.item_factors.weight.T  # mu + b_u cancel
-            ce = F.cross_entropy(self.log_scale.exp() * logits, item)
-            loss = loss + self.hparams.ranking_weight * ce
+            loss = loss + self.hparams.ranking_weight * self._ranking_loss(p, item)
         return loss, mse
+
+    def _ranking_loss(self, p: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        """Softmax CE of the rated item among all items (mu + b_u cancel), or sampled."""
+        m, scale = self.model, self.log_scale.exp()
+        if not self.hparams.negatives:
+            logits = m.item_bias.weight.T + p @ m.item_factors.weight.T
+            return F.cross_entropy(scale * logits, item)
+        log_q = self._log_q.to(p.device)
+        negatives = sample_negatives(log_q, self.hparams.negatives)
+        positive = m.item_bias(item).squeeze(-1) + (p * m.item_factors(item)).sum(-1)
+        negative = m.item_bias(negatives).T + p @ m.item_factors(negatives).T
+        return sampled_cross_entropy(scale * positive, scale * negative, item, negatives, log_q)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, mse = self.loss(batch)
@@ -134,7 +167,7 @@ class CollaborativeModule(RankingEvaluation, L.LightningModule):
         self._sse += float(squared.sum())
         self._n += len(squared)
         if self._rank_enabled:
-            self._log_ranking(prefix, self.model.score_all(batch["user"]), batch)
+            self._add_ranking(prefix, self.model.score_all(batch["user"]), batch)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate("val", batch)
@@ -146,8 +179,8 @@ class CollaborativeModule(RankingEvaluation, L.LightningModule):
         self._sse, self._n = 0.0, 0
 
     def _log_rmse(self, prefix: str) -> None:
-        if self._n:
-            self.log(f"{prefix}_rmse", math.sqrt(self._sse / self._n), prog_bar=True)
+        mean = mean_over_processes(self, {"se": self._sse}, self._n)["se"]
+        self.log(f"{prefix}_rmse", math.sqrt(mean), prog_bar=True)
 
     def on_validation_epoch_start(self) -> None:
         self._reset_rmse()
@@ -157,9 +190,11 @@ class CollaborativeModule(RankingEvaluation, L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_rmse("val")
+        self._log_ranking("val")
 
     def on_test_epoch_end(self) -> None:
         self._log_rmse("test")
+        self._log_ranking("test")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(

@@ -146,10 +146,16 @@ class ContentModule(RankingEvaluation, L.LightningModule):
         return self.model.score_profiles(self.model.profiles(w, enc), enc)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._log_ranking("val", self.scores(batch["user"], "train"), batch)
+        self._add_ranking("val", self.scores(batch["user"], "train"), batch)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._log_ranking("test", self.scores(batch["user"], "test"), batch)
+        self._add_ranking("test", self.scores(batch["user"], "test"), batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_ranking("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_ranking("test")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(

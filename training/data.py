@@ -6,17 +6,26 @@ lists), so no Python code runs per rating while training.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import lightning as L
 import numpy as np
 import torch
 from scipy import sparse
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
 
 from contextflix.data import Dataset as MovieLensDataset
 from contextflix.data import load_dataset
 from contextflix.data.context import load_context_config
+from training.distributed import process_shard
 
 
 class TensorBatches(Dataset):
@@ -37,12 +46,41 @@ class TensorBatches(Dataset):
         return {name: t[index] for name, t in self.tensors.items()}
 
 
-def batches(data: TensorBatches, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+class ShardedBatches(Sampler[list[int]]):
+    """Every ``world``-th batch from ``rank`` on, the same number on every process."""
+
+    def __init__(self, batch_sampler: BatchSampler, rank: int, world: int) -> None:
+        self.batch_sampler, self.rank, self.world = batch_sampler, rank, world
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler) // self.world
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for i, batch in enumerate(self.batch_sampler):
+            if i // self.world == len(self):
+                return
+            if i % self.world == self.rank:
+                yield batch
+
+
+def batches(
+    data: TensorBatches,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    shard: tuple[int, int] = (0, 1),
+) -> DataLoader:
+    """Batches of whole index lists. ``shard`` = (rank, processes) of a distributed fit
+    (see training.distributed): training batches are dealt out, evaluation rows split."""
+    rank, world = shard
+    if not shuffle and world > 1:  # evaluation: each row on exactly one process
+        data = TensorBatches(**{k: t[rank::world] for k, t in data.tensors.items()})
     generator = torch.Generator().manual_seed(seed)
     order = RandomSampler(data, generator=generator) if shuffle else SequentialSampler(data)
-    return DataLoader(
-        data, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None
-    )
+    sampler = BatchSampler(order, batch_size, drop_last=False)
+    if shuffle and world > 1:
+        sampler = ShardedBatches(sampler, rank, world)
+    return DataLoader(data, sampler=sampler, batch_size=None)
 
 
 class _MovieLensDataModule(L.LightningDataModule):
@@ -69,6 +107,10 @@ class _MovieLensDataModule(L.LightningDataModule):
     @property
     def n_users(self) -> int:
         return self.data.n_users
+
+    def shard(self) -> tuple[int, int]:
+        """(rank, processes) of the fit this data module serves (see training.distributed)."""
+        return process_shard(self.trainer)
 
     @property
     def n_items(self) -> int:
@@ -132,13 +174,13 @@ class RatingsDataModule(_MovieLensDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return batches(self.triples("train"), self.batch_size, shuffle=True, seed=self.seed)
+        return batches(self.triples("train"), self.batch_size, True, self.seed, shard=self.shard())
 
     def val_dataloader(self) -> DataLoader:
-        return batches(self.triples("val"), self.batch_size * 4, shuffle=False)
+        return batches(self.triples("val"), self.batch_size * 4, False, shard=self.shard())
 
     def test_dataloader(self) -> DataLoader:
-        return batches(self.triples("test"), self.batch_size * 4, shuffle=False)
+        return batches(self.triples("test"), self.batch_size * 4, False, shard=self.shard())
 
 
 @dataclass(frozen=True)
@@ -261,12 +303,13 @@ class SequenceDataModule(_MovieLensDataModule):
         return sparse.csr_matrix((ones, (frame["user_idx"], frame["item_idx"])), shape=shape)
 
     def train_dataloader(self) -> DataLoader:
-        return batches(
-            self.sequences("train").as_batches(), self.batch_size, shuffle=True, seed=self.seed
-        )
+        train = self.sequences("train").as_batches()
+        return batches(train, self.batch_size, True, self.seed, shard=self.shard())
 
     def val_dataloader(self) -> DataLoader:
-        return batches(self.sequences("val").as_batches(), self.batch_size * 4, shuffle=False)
+        val = self.sequences("val").as_batches()
+        return batches(val, self.batch_size * 4, False, shard=self.shard())
 
     def test_dataloader(self) -> DataLoader:
-        return batches(self.sequences("test").as_batches(), self.batch_size * 4, shuffle=False)
+        test = self.sequences("test").as_batches()
+        return batches(test, self.batch_size * 4, False, shard=self.shard())

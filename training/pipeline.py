@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ import yaml
 from contextflix.bundle import Bundle, export_bundle
 from contextflix.data import load_dataset
 from contextflix.data.context import load_context_config
+from contextflix.data.synthetic import parse_name
 from contextflix.evaluation.context_impact import context_impact
 from contextflix.evaluation.report import evaluate_bundle, print_table
 from training.cli import fit_cli
@@ -39,6 +41,31 @@ def _best(cli) -> str:
     return path
 
 
+def plan_configs(plan: dict, dataset: str, config: str) -> tuple[dict, Callable[[str], list]]:
+    """The step configs for ``dataset``, and the overrides that point a step at it.
+
+    A SYNTHETIC data set (``synthetic-ml-1m`` ...) runs its release's configs (the ML-1M
+    ones where the plan has none for it), retargeted at the synthetic data and at its own run
+    folders, so a real run is never overwritten.
+    """
+    if dataset in plan["configs"]:
+        return plan["configs"][dataset], lambda step: []
+    like = parse_name(dataset)
+    if like is None:
+        raise ValueError(f"no configs for {dataset!r} in {config}; have {sorted(plan['configs'])}")
+    release = like[0] if like[0] in plan["configs"] else "ml-1m"  # the largest configured
+
+    def retarget(step: str) -> list[str]:
+        folder = f"runs/{dataset}/{step}"
+        return [
+            f"--data.init_args.dataset={dataset}",
+            f"--trainer.logger.init_args.save_dir={folder}",
+            f"--trainer.callbacks.dirpath={folder}",
+        ]
+
+    return plan["configs"][release], retarget
+
+
 def pipeline(
     config: str = "configs/pipeline.yaml",
     dataset: str | None = None,
@@ -56,11 +83,13 @@ def pipeline(
     """
     plan = yaml.safe_load(Path(config).read_text())
     dataset = dataset or plan["dataset"]
-    if dataset not in plan["configs"]:
-        raise ValueError(f"no configs for {dataset!r} in {config}; have {sorted(plan['configs'])}")
+    configs, retarget = plan_configs(plan, dataset, config)
     if profile not in plan["profiles"]:
         raise ValueError(f"unknown profile {profile!r}; use one of {sorted(plan['profiles'])}")
-    configs, overrides = plan["configs"][dataset], plan["profiles"][profile] or {}
+    overrides = plan["profiles"][profile] or {}
+    overrides = {
+        step: [*retarget(step), *overrides.get(step, [])] for step in (*BASE_STEPS, "hybrid")
+    }
     context_config = plan.get("context")  # every step builds the same context from this file
     context = [f"--data.init_args.context_config={context_config}"] if context_config else []
     data = load_dataset(dataset, device_simulation=load_context_config(context_config))

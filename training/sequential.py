@@ -1,10 +1,18 @@
 """Lightning wrapper of ``contextflix.models.sequential.SequentialRecommender`` (protocol S).
 
 Training: every valid position of each window (input and target both present) is one
-example; the loss is the full-catalogue softmax cross-entropy, all positions in one forward
-pass. Validation/test: the last position of each user's sequence is scored, the user's
-history is masked, and the target is ranked among all catalogue items (pessimistic ties) with
-``contextflix.evaluation.metrics``.
+example, all positions in one forward pass. The loss is the softmax cross-entropy over the
+whole catalogue (``negatives=0``), or, where the catalogue is large, the sampled softmax of
+``training.losses`` (``negatives`` shared draws from training popularity to the power
+``sample_power``, log-Q corrected), whose cost per step does not grow with the catalogue.
+With ``schedule: onecycle`` the learning rate follows a one-cycle schedule (linear warm-up,
+cosine decay) over ``trainer.max_epochs``, so a few epochs at a higher peak rate replace many
+at a fixed one (``constant``, the default).
+
+Validation/test: the last position of each user's sequence is scored, the user's history is
+masked, and the target is ranked among all catalogue items (pessimistic ties) with
+``contextflix.evaluation.metrics``; each user counts once across processes
+(``training.distributed``).
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ import torch.nn.functional as F
 
 from contextflix.evaluation.metrics import history_mask, ranking_metrics, target_ranks
 from contextflix.models.sequential import UNKNOWN, SequentialRecommender
+from training.distributed import mean_over_processes
+from training.losses import popularity_log_q, sample_negatives, sampled_cross_entropy
 
 
 class SequentialModule(L.LightningModule):
@@ -32,13 +42,31 @@ class SequentialModule(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         context_dropout: float = 0.1,
+        negatives: int = 0,
+        sample_power: float = 1.0,
+        schedule: str = "constant",
+        warmup_fraction: float = 0.1,
     ) -> None:
         super().__init__()
+        if schedule not in ("onecycle", "constant"):
+            raise ValueError(f"schedule must be 'onecycle' or 'constant', not {schedule!r}")
+        if negatives < 0:
+            raise ValueError(f"negatives must be >= 0, not {negatives}")
         self.save_hyperparameters()
         self.model = SequentialRecommender(n_items, dim, heads, layers, max_len, dropout)
         self._ranks: list[torch.Tensor] = []
         self._eval: dict[str, object] = {}
         self._epoch_start = 0.0
+        self._log_q: torch.Tensor | None = None
+
+    def setup(self, stage: str) -> None:
+        """Proposal of the sampled softmax's negatives: training popularity."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if stage != "fit" or datamodule is None or not self.hparams.negatives:
+            return
+        data = datamodule.data
+        items = data.ratings["item_idx"].to_numpy()[data.s.train]
+        self._log_q = popularity_log_q(items, self.model.n_items, self.hparams.sample_power)
 
     # ----- training ---------------------------------------------------------------------
 
@@ -56,9 +84,21 @@ class SequentialModule(L.LightningModule):
         dev = self._drop_context(batch["device"][:, -self.model.max_len :])
         valid = (inputs > 0) & (targets > 0)
         hidden, _ = self.model.hidden(inputs, tod, dev)
-        loss = F.cross_entropy(self.model.logits(hidden[valid]), targets[valid] - 1)
+        loss = self.loss(hidden[valid], targets[valid] - 1)
         self.log("train_loss", loss, prog_bar=True, batch_size=int(valid.sum()))
         return loss
+
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of ``targets`` (item_idx) given hidden states [N, D]: full or sampled."""
+        if not self.hparams.negatives:
+            return F.cross_entropy(self.model.logits(hidden), targets)
+        log_q = self._log_q.to(hidden.device)
+        negatives = sample_negatives(log_q, self.hparams.negatives)
+        table = self.model.item_emb.weight[1:]
+        positive = (hidden * table[targets]).sum(-1)
+        return sampled_cross_entropy(
+            positive, hidden @ table[negatives].T, targets, negatives, log_q
+        )
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
@@ -77,7 +117,20 @@ class SequentialModule(L.LightningModule):
             {"params": decay, "weight_decay": self.hparams.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        return torch.optim.AdamW(groups, lr=self.hparams.lr)
+        optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr)
+        if self.hparams.schedule == "constant":
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=self.hparams.lr,
+            total_steps=max(1, self.trainer.estimated_stepping_batches),
+            pct_start=self.hparams.warmup_fraction,
+            anneal_strategy="cos",
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     # ----- evaluation -------------------------------------------------------------------
 
@@ -108,8 +161,10 @@ class SequentialModule(L.LightningModule):
         self._ranks.append(target_ranks(scores, targets, exclude, self._eval["candidates"]).cpu())
 
     def _end_eval(self, prefix: str) -> dict[str, float]:
-        per_user = ranking_metrics(torch.cat(self._ranks), ks=(5, 10, 20))
-        means = {f"{prefix}_{name}": float(v.mean()) for name, v in per_user.items()}
+        ranks = torch.cat(self._ranks) if self._ranks else torch.ones(0)
+        per_user = ranking_metrics(ranks, ks=(5, 10, 20))
+        sums = {f"{prefix}_{name}": float(v.sum()) for name, v in per_user.items()}
+        means = mean_over_processes(self, sums, len(ranks))
         shown = ("hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "ndcg@5")
         for name in shown:
             self.log(f"{prefix}_{name}", means[f"{prefix}_{name}"], prog_bar=name == "ndcg@10")

@@ -1,4 +1,8 @@
-"""``python -m contextflix.data prepare``: fetch, verify, add context, split, cache, summarise."""
+"""``python -m contextflix.data prepare|synthesize``.
+
+prepare: fetch, verify, add context, split, cache, summarise. synthesize: write a SYNTHETIC
+data set shaped like a MovieLens release (see contextflix.data.synthetic).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,10 @@ import yaml
 from contextflix.data.context import DeviceSimulation
 from contextflix.data.dataset import load_dataset, summary
 from contextflix.data.errors import DataError
-from contextflix.data.releases import RELEASES
+from contextflix.data.fetch import cache_dir
+from contextflix.data.releases import get_release
 from contextflix.data.splits import write_split_tsv
+from contextflix.data.synthetic import LIKE, synthetic_name, write_release
 
 
 def device_simulation_from_yaml(path: Path) -> DeviceSimulation:
@@ -58,11 +64,31 @@ def print_summary(info: dict, seconds: float) -> None:
     print(f"prepared in {seconds:.2f} s")
 
 
+def synthesize_command(like: str, seed: int, scale: float, output: Path | None) -> int:
+    try:
+        folder = (output or cache_dir()) / synthetic_name(like, scale)
+        start = time.perf_counter()
+        info = write_release(folder, like, seed, scale)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    oracle = info["oracle_test"]
+    print(
+        f"SYNTHETIC {info['name']} (seed {seed}): {info['users']:,} users, "
+        f"{info['items']:,} movies, {info['ratings']:,} ratings in {folder} "
+        f"({time.perf_counter() - start:.1f} s); oracle test NDCG@10 {oracle['ndcg@10']:.4f}, "
+        f"HR@10 {oracle['hr@10']:.4f} over {oracle['users']:,} users"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m contextflix.data")
     commands = parser.add_subparsers(dest="command", required=True)
     prepare = commands.add_parser("prepare", help="load, verify, add context and split a data set")
-    prepare.add_argument("--dataset", required=True, choices=sorted(RELEASES))
+    prepare.add_argument(
+        "--dataset", required=True, help="a release (ml-100k, ml-1m, ...) or synthetic-ml-1m etc."
+    )
     prepare.add_argument("--data-dir", type=Path, help="folder holding the release's files")
     prepare.add_argument(
         "--export-splits", type=Path, help="write the protocol split TSV files here"
@@ -71,8 +97,20 @@ def main(argv: list[str] | None = None) -> int:
     prepare.add_argument(
         "--no-cache", action="store_true", help="ignore and do not write the cache"
     )
+    synthesize = commands.add_parser(
+        "synthesize", help="write a SYNTHETIC data set with a MovieLens release's shape"
+    )
+    synthesize.add_argument("--like", required=True, choices=sorted(LIKE))
+    synthesize.add_argument("--seed", type=int, default=0)
+    synthesize.add_argument("--scale", type=float, default=1.0, help="fraction of the size")
+    synthesize.add_argument(
+        "--output", type=Path, help="parent folder (default: $CONTEXTFLIX_DATA_DIR or the cache)"
+    )
     args = parser.parse_args(argv)
+    if args.command == "synthesize":
+        return synthesize_command(args.like, args.seed, args.scale, args.output)
     try:
+        get_release(args.dataset)
         device = device_simulation_from_yaml(args.context_config) if args.context_config else None
         start = time.perf_counter()
         dataset = load_dataset(args.dataset, args.data_dir, device, use_cache=not args.no_cache)

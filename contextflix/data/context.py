@@ -31,6 +31,8 @@ import pandas as pd
 import yaml
 import zipcodes
 
+from contextflix.data.splits import chronological_order
+
 TIMES_OF_DAY = ("morning", "afternoon", "evening", "night")
 DEVICES = ("mobile", "tablet", "desktop", "tv")
 UNKNOWN = 4  # the index models use for a context value that is not given (either dimension)
@@ -136,8 +138,9 @@ def local_hours(timestamps: np.ndarray, zones: np.ndarray) -> np.ndarray:
     """Local hour (0-23) of each UTC timestamp in its own zone, one vectorised pass per zone."""
     hours = np.empty(len(timestamps), dtype=np.int8)
     utc = pd.to_datetime(timestamps, unit="s", utc=True)
-    for zone in np.unique(zones):
-        rows = np.flatnonzero(zones == zone)
+    codes, names = pd.factorize(zones)  # hashing, not sorting, millions of zone strings
+    for code, zone in enumerate(names):
+        rows = np.flatnonzero(codes == code)
         hours[rows] = utc[rows].tz_convert(zone).hour.to_numpy()
     return hours
 
@@ -153,7 +156,7 @@ def time_of_day(hours: np.ndarray) -> np.ndarray:
 
 def sessions(user_ids: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
     """0-based session index within each user (ratings < 30 minutes apart share a session)."""
-    order = np.lexsort((np.arange(len(user_ids)), timestamps, user_ids))
+    order = chronological_order(user_ids, timestamps)
     users_sorted, times_sorted = user_ids[order], timestamps[order]
     new_user = np.r_[True, users_sorted[1:] != users_sorted[:-1]]
     new_session = new_user | np.r_[True, np.diff(times_sorted) >= SESSION_GAP_SECONDS]

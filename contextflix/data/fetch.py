@@ -69,7 +69,25 @@ def dataset_path(
             return folder
     if why_not:
         raise _missing_error(release, candidates, target, f"nothing was downloaded ({why_not})")
+    if not release.url:  # a SYNTHETIC data set: generated, never downloaded
+        return _synthesize(release, target)
     return _download(release, target, candidates)
+
+
+def _synthesize(release: Release, target: Path) -> Path:
+    """Generate a synthetic data set (seed 0) into a temporary folder and rename it into place."""
+    from contextflix.data.synthetic import parse_name, write_release
+
+    like, scale = parse_name(release.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{release.name}-", dir=target.parent))
+    try:
+        write_release(tmp / release.name, like, seed=0, scale=scale)
+        shutil.rmtree(target, ignore_errors=True)
+        (tmp / release.name).rename(target)
+        return target
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _missing(folder: Path, release: Release) -> list[str]:

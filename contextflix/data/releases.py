@@ -126,11 +126,18 @@ RELEASES: dict[str, Release] = {
 
 
 def get_release(name: str) -> Release:
-    """Look a release up by name, so that a typo fails with the list of valid names."""
-    try:
-        return RELEASES[name]
-    except KeyError:
+    """Look a release up by name, so that a typo fails with the list of valid names.
+
+    ``synthetic-<release>[-x<scale>]`` names a SYNTHETIC data set in that release's format
+    (``contextflix.data.synthetic``), generated on first use instead of downloaded.
+    """
+    from contextflix.data.synthetic import synthetic_release  # it builds on Release
+
+    release = RELEASES.get(name) or synthetic_release(name)
+    if release is None:
         valid = ", ".join(sorted(RELEASES))
         raise UnknownDatasetError(
-            f"unknown MovieLens data set {name!r}; valid names: {valid}"
-        ) from None
+            f"unknown MovieLens data set {name!r}; valid names: {valid}, or "
+            f"synthetic-ml-1m, synthetic-ml-25m, synthetic-ml-32m (add -x0.2 for a 20% copy)"
+        )
+    return release

@@ -44,8 +44,19 @@ def rating_split(
 
 
 def chronological_order(user_ids: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
-    """Rows ordered by user, then time; ties keep file order (a stable sort)."""
-    return np.lexsort((np.arange(len(user_ids)), timestamps, user_ids))
+    """Rows ordered by user, then time; ties keep file order (a stable sort).
+
+    One stable sort of a combined (user, time) int64 key where it fits, which is several
+    times faster than a three-key lexsort at tens of millions of ratings.
+    """
+    users = np.asarray(user_ids, dtype=np.int64)
+    times = np.asarray(timestamps, dtype=np.int64)
+    if len(users) == 0:
+        return np.arange(0)
+    span = int(times.max()) - int(times.min()) + 1
+    if users.min() < 0 or int(users.max()) >= (1 << 62) // span:
+        return np.lexsort((np.arange(len(users)), times, users))
+    return np.argsort(users * span + (times - times.min()), kind="stable")
 
 
 def sequence_split(user_ids: np.ndarray, timestamps: np.ndarray) -> SequenceSplit:
