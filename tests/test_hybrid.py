@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from torch.nn import functional as F
 
 from contextflix.models.hybrid import ContextHybrid, standardise
 from contextflix.models.popularity import UNKNOWN, ContextPopularity
 from contextflix.models.scoring import Requests
+from training.hybrid import HybridModule
 
 
 def planted_scores(n: int, n_items: int, seed: int) -> tuple[torch.Tensor, ...]:
@@ -101,3 +105,21 @@ def test_requests_hold_histories_in_time_order_right_aligned() -> None:
     assert requests.seen(13)[1].nonzero().flatten().tolist() == [5]
     blind = requests.without_context()
     assert (blind.target_time_of_day == UNKNOWN).all() and (blind.device == UNKNOWN).all()
+
+
+def test_every_hybrid_parameter_shapes_the_served_mix() -> None:
+    """No parameter trains without reaching what is served: each gets gradient from the mix."""
+    scores, targets, time_of_day = planted_scores(64, 30, seed=3)
+    model = ContextHybrid(["a", "b"])
+    device = torch.randint(0, UNKNOWN + 1, time_of_day.shape)
+    mixed, _ = model(scores, time_of_day, device, torch.full_like(time_of_day, 20))
+    F.cross_entropy(mixed, targets).backward()
+    silent = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.any()]
+    assert silent == []
+
+
+@pytest.mark.parametrize("config", ["configs/hybrid.yaml", "configs/ml-100k/hybrid.yaml"])
+def test_hybrid_configs_name_no_inert_loss_term(config: str) -> None:
+    init_args = yaml.safe_load(Path(config).read_text())["model"]["init_args"]
+    assert "rating_weight" not in init_args
+    assert "rating_weight" not in HybridModule.__init__.__code__.co_varnames

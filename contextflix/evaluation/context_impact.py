@@ -2,7 +2,8 @@
 
 Measured on the data alone, no model: per context level, each genre's share of the rated
 movies' genres and its lift (share in the level / share overall), with 95% bootstrap
-intervals over users, and a test of independence per context dimension.
+intervals over users, and a test of independence per context dimension. One file (past 400
+lines) because the tables, the two tests and the report describe one analysis.
 
 Why two tests. ``scipy.stats.chi2_contingency`` on the pooled (level x genre) table is the
 textbook test, but its observations are not independent: ratings cluster in users and

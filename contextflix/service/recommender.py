@@ -7,6 +7,8 @@ bundle's catalogue (service/catalog.py), scored by the one scoring path
 exactly the protocol S test ranking of every model (tests/test_serving_parity.py).
 ``recommend_batch`` scores many requests together in the same passes, so each answer is the
 one ``recommend`` gives, at a fraction of the cost.
+The file runs a little past 400 lines because the single and batched paths must stay
+side by side: they are two schedules of the same passes and must give the same bits.
 """
 
 from __future__ import annotations
