@@ -13,6 +13,7 @@ import json
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from contextflix.data.context import DeviceSimulation
+from contextflix.evaluation.tables import metrics_table
 
 PROTOCOLS_DOC = "docs/protocols.md"  # copied into the bundle, so these links work on the Hub
 ARCHITECTURE_DOC = "docs/architecture.md"
@@ -27,15 +28,6 @@ GROUPLENS_CITATION = """@article{harper2015movielens,
   doi     = {10.1145/2827872}
 }"""
 METRIC_ORDER = ("hr@10", "ndcg@10", "mrr@10", "precision@10", "recall@10", "rmse")
-TABLE_COLUMNS = (*METRIC_ORDER, "coverage@10")
-MODEL_ORDER = (
-    "popularity",
-    "collaborative",
-    "content",
-    "sequential",
-    "hybrid_no_context",
-    "hybrid",
-)
 TAGS = ["recommender-system", "movielens", "context-aware", "pytorch-lightning"]
 
 
@@ -66,7 +58,7 @@ def model_card(
             "## What it is",
             _what_it_is(config, dataset),
             "## Metrics",
-            metrics_table(metrics),
+            _metrics_section(metrics),
             "## Protocols",
             _protocols(),
             "## What is simulated",
@@ -175,36 +167,6 @@ def _how_to_load() -> str:
     )
 
 
-def metrics_table(metrics: dict | None) -> str:
-    """Markdown tables of metrics.json's headline figures, one per protocol.
-
-    Called once, by ``model_card``; to be replaced by the project's shared metrics table
-    (contextflix.evaluation.tables) once there is one, so the card and the reports agree.
-    """
-    protocols = (metrics or {}).get("protocols") or {}
-    if not protocols:
-        return "Not evaluated: this bundle has no metrics.json yet."
-    parts = []
-    for protocol, block in protocols.items():
-        models = block.get("models") or {}
-        keys = {k for v in models.values() for k in v}
-        columns = [k for k in TABLE_COLUMNS if k in keys]  # metrics.json has the rest
-        order = [m for m in MODEL_ORDER if m in models] + sorted(set(models) - set(MODEL_ORDER))
-        size = {k: v for k, v in block.items() if k.startswith("n_")}
-        lines = [
-            f"Protocol {protocol} ({', '.join(f'{k} = {v}' for k, v in size.items())}); "
-            "95% intervals in brackets where computed.",
-            "",
-            "| model | " + " | ".join(columns) + " |",
-            "|---" * (len(columns) + 1) + "|",
-        ]
-        for model in order:
-            cells = [_cell(models[model], key) for key in columns]
-            lines.append(f"| {model} | " + " | ".join(cells) + " |")
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts)
-
-
 def _cell(values: dict, key: str) -> str:
     value = values.get(key)
     if not isinstance(value, int | float):
@@ -213,3 +175,10 @@ def _cell(values: dict, key: str) -> str:
     if isinstance(interval, list | tuple) and len(interval) == 2:
         return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
     return f"{value:.4f}"
+
+
+def _metrics_section(metrics: dict | None) -> str:
+    """The project's one metrics table (the reports and the page show the same)."""
+    if not (metrics or {}).get("protocols"):
+        return "Not evaluated: this bundle has no metrics.json yet."
+    return metrics_table(metrics)

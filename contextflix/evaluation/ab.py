@@ -180,7 +180,8 @@ def _visitor_counts(events: Iterable[Event]) -> dict[str, dict[str, np.ndarray]]
     return counts
 
 
-def _arm_summary(clicks: np.ndarray, impressions: np.ndarray) -> dict[str, Any]:
+def arm_summary(clicks: np.ndarray, impressions: np.ndarray) -> dict[str, Any]:
+    """One arm's live figures from per-visitor clicks and impressions (Wilson 95% interval)."""
     n_clicks, n_impressions = int(clicks.sum()), int(impressions.sum())
     has_data = n_impressions > 0
     return {
@@ -207,7 +208,7 @@ def ctr_by_arm(
     and come out too narrow.
     """
     counts = _visitor_counts(events)
-    out = {arm: _arm_summary(**counts[arm]) for arm in ARMS}
+    out = {arm: arm_summary(**counts[arm]) for arm in ARMS}
     difference: dict[str, Any] = {"b_minus_a": None, "ci": None, "includes_zero": None}
     if out["A"]["impressions"] and out["B"]["impressions"]:
         rng = np.random.default_rng(seed)

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from contextflix.evaluation.ab import ARMS, POSITIVE_KINDS, Event
-from contextflix.evaluation.stats import bootstrap_ratio_samples, wilson_interval
+from contextflix.evaluation.ab import ARMS, POSITIVE_KINDS, Event, arm_summary
+from contextflix.evaluation.stats import bootstrap_ratio_samples
 from contextflix.web.limits import EventLimits, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -265,18 +265,6 @@ class EventLog:
         return result
 
 
-def _arm(clicks: np.ndarray, impressions: np.ndarray) -> dict[str, Any]:
-    n_clicks, n_impressions = int(clicks.sum()), int(impressions.sum())
-    has_data = n_impressions > 0
-    return {
-        "visitors": int(impressions.size),
-        "impressions": n_impressions,
-        "clicks": n_clicks,
-        "ctr": n_clicks / n_impressions if has_data else None,
-        "ctr_ci": list(wilson_interval(n_clicks, n_impressions)) if has_data else None,
-    }
-
-
 def _summary(rows: list[tuple[str, int, int, str | None]], refused: int) -> dict[str, Any]:
     counted = {arm: [(i, c) for a, i, c, flag in rows if a == arm and not flag] for arm in ARMS}
     arrays = {
@@ -286,7 +274,7 @@ def _summary(rows: list[tuple[str, int, int, str | None]], refused: int) -> dict
         )
         for arm, pairs in counted.items()
     }
-    out: dict[str, Any] = {arm: _arm(*arrays[arm]) for arm in ARMS}
+    out: dict[str, Any] = {arm: arm_summary(*arrays[arm]) for arm in ARMS}
     difference: dict[str, Any] = {"b_minus_a": None, "ci": None, "includes_zero": None}
     if out["A"]["impressions"] and out["B"]["impressions"]:
         rng = np.random.default_rng(0)
