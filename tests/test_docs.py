@@ -9,11 +9,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ("docs/protocols.md", "docs/architecture.md")
 MISSING_DOCUMENTS = re.compile(r"\b(DESIGN|PROTOCOLS)\.md\b")
-# Files of other parts of the project still naming them, to be pointed at docs/ by their
-# owners; this list may only shrink.
-NOT_YET_POINTED_AT_DOCS = {
-    "contextflix/data/splits.py",
-}
 
 
 def test_the_docs_exist_and_the_readme_links_them() -> None:
@@ -36,4 +31,4 @@ def test_nothing_points_at_documents_the_repository_lacks() -> None:
         if MISSING_DOCUMENTS.search(p.read_text(encoding="utf-8", errors="replace"))
     }
     pointing.discard("tests/test_docs.py")
-    assert pointing <= NOT_YET_POINTED_AT_DOCS, sorted(pointing - NOT_YET_POINTED_AT_DOCS)
+    assert pointing == set(), sorted(pointing)

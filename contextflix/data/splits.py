@@ -1,4 +1,4 @@
-"""The two evaluation protocols of PROTOCOLS.md, as row indices into the ratings in file order.
+"""The two evaluation protocols of docs/protocols.md, as row indices into the ratings in file order.
 
 Protocol R: a seeded permutation, first 90% train, rest test (rating prediction, RMSE).
 Protocol S: per user, by time, last rating = test, second-last = validation (top-N ranking).
