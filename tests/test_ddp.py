@@ -13,6 +13,7 @@ import torch
 
 from contextflix.data.synthetic import write_release
 from training.data import TensorBatches, batches
+from training.hybrid import HybridDataModule
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "synthetic-ml-1m-x0.02"
@@ -88,3 +89,14 @@ def test_two_process_ddp_fit_validates_each_user_once(tmp_path: Path) -> None:
     # the 2-process validation of the last epoch saw every user once: the same figure as
     # one process validating the same weights
     assert _val_ndcg(ddp) == pytest.approx(_val_ndcg(single), abs=1e-6)
+
+
+def test_hybrid_users_are_split_without_repeats(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = HybridDataModule("ml-latest-small")
+    data.setup("fit")
+    seen = {}
+    for rank in range(2):
+        monkeypatch.setattr(data, "shard", lambda rank=rank: (rank, 2))
+        seen[rank] = torch.cat([b["row"] for b in data.val_dataloader()]).tolist()
+    assert not set(seen[0]) & set(seen[1])
+    assert sorted(seen[0] + seen[1]) == sorted(data.user_rows()["val"].tolist())

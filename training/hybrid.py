@@ -29,7 +29,10 @@ from contextflix.models.scoring import (
 from training.collaborative import CollaborativeModule
 from training.content import ContentModule
 from training.data import SequenceDataModule, TensorBatches, batches
+from training.distributed import mean_over_processes
 from training.sequential import SequentialModule
+
+RANKING_METRICS = ("ndcg@10", "hr@10", "mrr@10")
 
 
 def load_base_models(
@@ -82,9 +85,8 @@ class HybridDataModule(SequenceDataModule):
         }
 
     def _loader(self, part: str, shuffle: bool) -> DataLoader:
-        return batches(
-            TensorBatches(row=self.user_rows()[part]), self.batch_size, shuffle, self.seed
-        )
+        rows = TensorBatches(row=self.user_rows()[part])
+        return batches(rows, self.batch_size, shuffle, self.seed, shard=self.shard())
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -121,6 +123,8 @@ class HybridModule(L.LightningModule):
         self.model = ContextHybrid([s for s in SOURCES if given[s]], hidden, use_context)
         self.base: BaseModels | None = None
         self.parts: dict[str, dict[str, torch.Tensor]] = {}
+        self._sums: dict[str, float] = dict.fromkeys(RANKING_METRICS, 0.0)
+        self._count = 0
 
     def setup(self, stage: str) -> None:
         if self.base is not None:
@@ -160,21 +164,35 @@ class HybridModule(L.LightningModule):
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["row"]))
         return loss
 
-    def _log_ranking(self, prefix: str, part: str, rows: torch.Tensor) -> None:
+    def _add_ranking(self, part: str, rows: torch.Tensor) -> None:
+        """Sums over this process's users; reduced once per epoch, so each user counts once."""
         mixed, p = self._mix(part, rows)
         ranks = target_ranks(
             mixed.masked_fill(p["excluded"], 0.0), p["items"], exclude=p["excluded"]
         )
         metrics = ranking_metrics(ranks.numpy(), ks=(10,))
-        for name in ("ndcg@10", "hr@10", "mrr@10"):
-            value = float(np.mean(metrics[name]))
-            self.log(f"{prefix}_{name}", value, prog_bar=name == "ndcg@10", batch_size=len(rows))
+        for name in RANKING_METRICS:
+            self._sums[name] += float(np.sum(metrics[name]))
+        self._count += len(rows)
+
+    def _log_ranking(self, prefix: str) -> None:
+        means = mean_over_processes(self, self._sums, self._count)
+        for name, value in means.items():
+            self.log(f"{prefix}_{name}", value, prog_bar=name == "ndcg@10")
+        self._sums = dict.fromkeys(RANKING_METRICS, 0.0)
+        self._count = 0
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._log_ranking("val", "val", batch["row"])
+        self._add_ranking("val", batch["row"])
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_ranking("val")
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._log_ranking("test", "test", batch["row"])
+        self._add_ranking("test", batch["row"])
+
+    def on_test_epoch_end(self) -> None:
+        self._log_ranking("test")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
