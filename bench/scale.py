@@ -160,7 +160,7 @@ def _untrained_bundle(dataset: str, folder: Path) -> Path:
         hybrid=ContextHybrid(list(models.available)).eval(),
         hybrid_no_context=ContextHybrid(list(models.available), use_context=False).eval(),
         catalog=data.movies,
-        interactions=data.ratings.iloc[np.concatenate([data.s.train, data.s.valid])],
+        interactions=data.served_interactions(),
         users=data.users,
         metrics=None,
     )

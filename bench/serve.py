@@ -126,7 +126,7 @@ def quick_bundle(
         hybrid=ContextHybrid(list(models.available)).eval(),
         hybrid_no_context=ContextHybrid(list(models.available), use_context=False).eval(),
         catalog=data.movies,
-        interactions=data.ratings.iloc[np.concatenate([data.s.train, data.s.valid])],
+        interactions=data.served_interactions(),
         users=data.users,
         metrics=None,
     )

@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import numpy as np
 import torch
 
 from contextflix.bundle import Bundle, export_bundle
@@ -80,7 +79,7 @@ def build_demo_bundle(path: str | Path, dataset: str = "ml-latest-small") -> Pat
     if (path / "manifest.json").exists():
         return path
     data = load_dataset(dataset)
-    served = data.ratings.iloc[np.concatenate([data.s.train, data.s.valid])]
+    served = data.served_interactions()
     popularity = ContextPopularity.fit(
         torch.as_tensor(served["item_idx"].to_numpy().copy()),
         torch.as_tensor(served["time_of_day"].to_numpy().copy()),

@@ -41,7 +41,7 @@ def fresh_bundle(dataset) -> Bundle:
         hybrid=ContextHybrid(SOURCES, hidden=4),
         hybrid_no_context=ContextHybrid(SOURCES, hidden=4, use_context=False),
         catalog=dataset.movies,
-        interactions=dataset.ratings.iloc[np.concatenate([dataset.s.train, dataset.s.valid])],
+        interactions=dataset.served_interactions(),
         users=dataset.users,
         metrics=None,
     )

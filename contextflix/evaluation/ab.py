@@ -207,7 +207,14 @@ def ctr_by_arm(
     visitor's impressions are correlated; Newcombe's interval would treat them as independent
     and come out too narrow.
     """
-    counts = _visitor_counts(events)
+    return summarise_arms(_visitor_counts(events), n_resamples, seed)
+
+
+def summarise_arms(
+    counts: dict[str, dict[str, np.ndarray]], n_resamples: int = 10_000, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """Per-arm figures and the B - A difference from per-visitor ``clicks`` and
+    ``impressions`` arrays (what ctr_by_arm reports; the live event log keeps these counts)."""
     out = {arm: arm_summary(**counts[arm]) for arm in ARMS}
     difference: dict[str, Any] = {"b_minus_a": None, "ci": None, "includes_zero": None}
     if out["A"]["impressions"] and out["B"]["impressions"]:

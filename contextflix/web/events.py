@@ -33,8 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from contextflix.evaluation.ab import ARMS, POSITIVE_KINDS, Event, arm_summary
-from contextflix.evaluation.stats import bootstrap_ratio_samples
+from contextflix.evaluation.ab import ARMS, POSITIVE_KINDS, Event, summarise_arms
 from contextflix.web.limits import EventLimits, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -267,25 +266,14 @@ class EventLog:
 
 def _summary(rows: list[tuple[str, int, int, str | None]], refused: int) -> dict[str, Any]:
     counted = {arm: [(i, c) for a, i, c, flag in rows if a == arm and not flag] for arm in ARMS}
-    arrays = {
-        arm: (
-            np.array([c for _, c in pairs], dtype=np.int64),
-            np.array([i for i, _ in pairs], dtype=np.int64),
-        )
+    counts = {
+        arm: {
+            "clicks": np.array([c for _, c in pairs], dtype=np.int64),
+            "impressions": np.array([i for i, _ in pairs], dtype=np.int64),
+        }
         for arm, pairs in counted.items()
     }
-    out: dict[str, Any] = {arm: arm_summary(*arrays[arm]) for arm in ARMS}
-    difference: dict[str, Any] = {"b_minus_a": None, "ci": None, "includes_zero": None}
-    if out["A"]["impressions"] and out["B"]["impressions"]:
-        rng = np.random.default_rng(0)
-        a, b = (bootstrap_ratio_samples(*arrays[arm], N_RESAMPLES, rng) for arm in ARMS)
-        lo, hi = np.quantile(b - a, [0.025, 0.975])
-        difference = {
-            "b_minus_a": out["B"]["ctr"] - out["A"]["ctr"],
-            "ci": [float(lo), float(hi)],
-            "includes_zero": bool(lo <= 0.0 <= hi),
-        }
-    out["difference"] = {**difference, "method": "percentile bootstrap over visitors, 95%"}
+    out: dict[str, Any] = summarise_arms(counts, N_RESAMPLES, seed=0)
     flags = [flag for *_, flag in rows if flag]
     out["discounted"] = {
         "visitors": len(flags),

@@ -20,8 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from contextflix.bundle import Bundle
 from contextflix.data import load_dataset
 from contextflix.models.scoring import BaseModels, fit_popularity
@@ -42,7 +40,7 @@ def popularity_bundle(dataset: str) -> Bundle:
         hybrid=None,
         hybrid_no_context=None,
         catalog=data.movies,
-        interactions=data.ratings.iloc[np.concatenate([data.s.train, data.s.valid])],
+        interactions=data.served_interactions(),
         users=data.users,
         metrics=None,
     )
