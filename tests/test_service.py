@@ -196,6 +196,21 @@ def test_missing_model_degrades_the_hybrid(bundle) -> None:
     assert degraded.similar(1, k=3)["items"]
 
 
+def test_a_popularity_only_bundle_still_answers_the_default_request(bundle) -> None:
+    """The first start serves popularity alone: asking for the hybrid is no dead end."""
+    only = dataclasses.replace(
+        bundle,
+        models=dataclasses.replace(
+            bundle.models, collaborative=None, content=None, sequential=None
+        ),
+        hybrid=None,
+        hybrid_no_context=None,
+    )
+    out = Recommender(only).recommend(user_id=USER, k=5)
+    assert out["model"] == "popularity" and out["fallback"] == "popularity"
+    assert len(out["items"]) == 5
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

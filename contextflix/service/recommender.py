@@ -52,6 +52,7 @@ class _Query:
     genres: tuple[str, ...]
     exclude_seen: bool
     model: str
+    degraded: bool = False  # a hybrid was asked for, but the bundle holds popularity alone
 
 
 class Recommender:
@@ -96,11 +97,14 @@ class Recommender:
 
     def _resolve(self, request: RecommendRequest) -> _Query:
         """Check what needs the bundle: models held, known ids, rating range, genre names."""
-        model = request.model
-        if model not in self.scorer.available_models():
+        model, available = request.model, self.scorer.available_models()
+        degraded = model.startswith("hybrid") and available == ("popularity",)
+        if degraded:  # e.g. the first start, before the personalised models are trained
+            model = "popularity"
+        if model not in available:
             raise RecommenderError(
                 f"Model {model!r} is not available in this bundle (degraded); available: "
-                f"{', '.join(self.scorer.available_models())}"
+                f"{', '.join(available)}"
             )
         catalog = self.catalog
         user_idx, items, values = -1, (), ()
@@ -127,6 +131,7 @@ class Recommender:
             genres=catalog.genre_list(request.genres),
             exclude_seen=request.exclude_seen,
             model=model,
+            degraded=degraded,
         )
 
     def _request(self, q: _Query) -> Requests:
@@ -342,7 +347,7 @@ class Recommender:
             },
             "model": q.model,
             "items": items,
-            "fallback": "popularity" if _cold(q) else None,
+            "fallback": "popularity" if _cold(q) or q.degraded else None,
         }
 
     # --- catalogue, users, history ----------------------------------------------------------
