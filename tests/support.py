@@ -27,8 +27,17 @@ from contextflix.models.collaborative import MatrixFactorization
 from contextflix.models.content import ContentModel
 from contextflix.models.hybrid import ContextHybrid
 from contextflix.models.popularity import ContextPopularity
-from contextflix.models.scoring import SOURCES, BaseModels
+from contextflix.models.scoring import (
+    MIN_ROWS,
+    SOURCES,
+    BaseModels,
+    Requests,
+    one_thread,
+    sequential_length,
+    sequential_scores,
+)
 from contextflix.models.sequential import SequentialRecommender
+from contextflix.service.explain import attended_positions, occlusion_drops, occlusion_variants
 
 DEMO_NDCG = {"popularity": 0.025, "collaborative": 0.035, "content": 0.015, "sequential": 0.04,
              "hybrid_no_context": 0.045, "hybrid": 0.05}  # fmt: skip
@@ -224,3 +233,24 @@ def axe_violations(page) -> list[str]:
     """WCAG 2.1 A and AA violations axe-core finds on the page as it is now."""
     page.add_script_tag(path=str(AXE))
     return page.evaluate(AXE_JS)
+
+
+def sequential_occlusion(
+    model: SequentialRecommender, request: Requests, items: list[int]
+) -> list[tuple[int | None, float]]:
+    """The sequential reasons of ``items`` for a one-row ``request``, from ``model`` alone:
+    the oracle the served reasons (computed in the Scorer's shared passes) must equal."""
+    n = int(request.history_length[0])
+    length = int(sequential_length(request.history_length, model.max_len)[0])
+    width = max(request.items.shape[1], length)
+    with torch.inference_mode(), one_thread():
+        scores, attention = sequential_scores(
+            model, request.padded(MIN_ROWS, width), length, return_attention=True
+        )
+        positions = attended_positions(attention[0], n)
+        if not positions:
+            return [(None, 0.0)] * len(items)
+        variants, removed = occlusion_variants(request, positions)
+        padded = variants.padded(max(len(variants), MIN_ROWS), width)
+        variant_scores = sequential_scores(model, padded, length)[: len(variants)]
+    return occlusion_drops(scores[0], variant_scores, removed, items)

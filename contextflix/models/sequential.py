@@ -50,22 +50,21 @@ class SelfAttention(nn.Module):
         """x [B, L, D], allowed [B, 1, L, L] bool. With last_only, only the last query is used.
 
         Returns the output [B, Lq, D] and, when ``weights``, the head-mean attention [B, Lq, L].
+        The output always comes from the same fused kernel, so asking for the weights (an
+        explanation) never changes a score's bits: they are recomputed beside it.
         """
         b, _, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)
         if last_only:
             q, allowed = q[:, -1:], allowed[:, :, -1:]
         q, k, v = (t.view(b, -1, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))
+        drop = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=drop)
+        out = out.transpose(1, 2).reshape(b, q.shape[2], d)
         attention = None
         if weights:
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(d // self.heads)
-            probs = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
-            attention = probs.mean(dim=1)
-            out = F.dropout(probs, self.dropout, self.training) @ v
-        else:
-            drop = self.dropout if self.training else 0.0
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=drop)
-        out = out.transpose(1, 2).reshape(b, q.shape[2], d)
+            attention = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1).mean(dim=1)
         return self.resid_drop(self.proj(out)), attention
 
 

@@ -8,9 +8,9 @@ its content score; which history item, removed, lowers THIS item's sequential sc
 the request's context. The builders of service/reasons.py only phrase that evidence, so a
 reason cannot claim more than its evidence shows.
 
-Why not occlude every history position: each removal is one more pass of the sequential
-model over the whole window (about as costly as scoring the request itself), so 50 of them
-would multiply a recommendation's cost tenfold; attention picks the few worth trying.
+Why not occlude every history position: each removal is one more row for the sequential
+model over the whole window (as costly as scoring the request itself), so 50 of them would
+multiply a recommendation's cost many times; attention picks the few worth trying.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import torch
 from torch.nn import functional as F
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
-from contextflix.models.scoring import BLOCK, Requests, Scored, Scorer, sequential_scores
-from contextflix.models.sequential import SequentialRecommender
+from contextflix.models.scoring import Requests, Scored, Scorer
 from contextflix.service.reasons import (
     LIKED_RATING,
     N_NEIGHBOURS,
@@ -33,34 +32,32 @@ from contextflix.service.reasons import (
     sequential_reason,
 )
 
-OCCLUSION_CANDIDATES = BLOCK - 1
-"""History items the sequential reason tries removing, those the model attends to most
-anywhere in its kept window (attended_positions): with the request itself, they fill one
-scoring block, so the reason costs almost nothing."""
+OCCLUSION_CANDIDATES = 3
+"""History items the sequential reason tries removing: those the model attends to most
+(attended_positions). Each is one more sequential row to score beside the request."""
 
 
 # --- evidence ---------------------------------------------------------------------------------
 
 
-@torch.inference_mode()
-def attended_positions(model: SequentialRecommender, request: Requests) -> list[int]:
-    """The OCCLUSION_CANDIDATES history positions (indices into the one-row ``request``'s
-    history, ascending) the sequential model attends to most, over its whole kept window.
+def attended_positions(attention: torch.Tensor, n: int) -> list[int]:
+    """The OCCLUSION_CANDIDATES positions of a history of ``n`` items (ascending indices into
+    it) that the sequential model attends to most over its whole kept window.
 
-    The last layer's attention of the last position says which history items the prediction
-    reads; occluding those few, rather than every position, keeps the reason at the cost of
-    one scoring block (a next-item model's evidence is rarely where it does not look). The
-    request is scored alone, so its candidates never depend on what else is in a batch.
+    ``attention``: the request's row of ``Scored.attention`` (the last layer's attention of
+    the last position, right-aligned). Occluding those few, rather than every position,
+    keeps the reason at the cost of a few rows (a next-item model's evidence is rarely where
+    it does not look). It comes from the request's own scoring pass, whose bits do not
+    depend on the batch, so neither do the candidates.
     """
-    present = request.items[0] > 0
-    n = int(present.sum())
     if n <= OCCLUSION_CANDIDATES:  # every item is a candidate: no need to ask the model
         return list(range(n))
-    _, attention = sequential_scores(model, request, return_attention=True)
-    window = request.items[0, -model.max_len :] > 0
-    weights = attention[0][window]  # the last len(weights) history items, in order
-    best = weights.topk(min(OCCLUSION_CANDIDATES, len(weights))).indices
-    return sorted((best + n - len(weights)).tolist())
+    kept = min(n, len(attention))
+    best = attention[-kept:].topk(OCCLUSION_CANDIDATES).indices
+    return sorted((best + n - kept).tolist())
+
+
+_HISTORY_FIELDS = ("items", "ratings", "time_of_day", "device")
 
 
 def occlusion_variants(request: Requests, positions: Sequence[int]) -> tuple[Requests, list[int]]:
@@ -68,8 +65,8 @@ def occlusion_variants(request: Requests, positions: Sequence[int]) -> tuple[Req
     (older items slide into the model's window, as if never watched), and the removed items
     (item_idx).
 
-    The variants are scored in the same pass as the request itself (for a single request they
-    fill its scoring block, which the Scorer would otherwise pad), so occlusion is nearly free.
+    The variants of a batch's requests are scored together, in passes of many rows, so
+    occlusion costs a few rows per request.
     """
     present = request.items[0] > 0
     history = {name: getattr(request, name)[0][present] for name in _HISTORY_FIELDS}
@@ -106,43 +103,31 @@ def occlusion_drops(
     ]
 
 
-@torch.inference_mode()
-def sequential_occlusion(
-    model: SequentialRecommender, request: Requests, items: Sequence[int]
-) -> list[tuple[int | None, float]]:
-    """occlusion_drops of ``items`` for a one-row request, scored by ``model`` alone."""
-    positions = attended_positions(model, request)
-    if not positions:
-        return [(None, 0.0)] * len(items)
-    variants, removed = occlusion_variants(request, positions)
-    scores = sequential_scores(model, Requests.concat([request, variants]))
-    return occlusion_drops(scores[0], scores[1:], removed, items)
+def occlusions(
+    reads: Requests, attention: torch.Tensor
+) -> tuple[Requests, torch.Tensor, list[slice], list[list[int]]]:
+    """(every request's occlusion variants, one after another; the history lengths that make
+    the Scorer read each variant at its request's width; each request's slice of them; the
+    items its variants remove).
 
-
-_HISTORY_FIELDS = ("items", "ratings", "time_of_day", "device")
-
-
-def with_variants(
-    model: SequentialRecommender, requests: Sequence[Requests], reads: Sequence[Requests]
-) -> tuple[Requests, torch.Tensor, list[int], list[list[int] | None]]:
-    """(each one-row request followed by its occlusion variants, the lengths that keep them
-    in its scoring block, where each request starts, the items its variants remove or None).
-
-    The candidates are picked from ``reads``, the requests as the scoring model reads them
-    (without context for hybrid_no_context), so a request's reasons never depend on whether
-    it came alone or in a batch.
+    ``reads``: the requests as the scoring model reads them (without context for
+    hybrid_no_context); ``attention``: their ``Scored.attention``.
     """
-    parts, lengths, starts, removed = [], [], [], []
-    for request, read in zip(requests, reads, strict=True):
-        positions = attended_positions(model, read)
-        starts.append(sum(len(p) for p in parts))
-        parts.append(request)
-        found = occlusion_variants(request, positions) if positions else None
-        if found is not None:
-            parts.append(found[0])
-        removed.append(None if found is None else found[1])
-        lengths.append(request.history_length.expand(1 + len(positions)))
-    return Requests.concat(parts), torch.cat(lengths), starts, removed
+    parts, lengths, spans, removed = [], [], [], []
+    for row in range(len(reads)):
+        request = reads.slice(row, row + 1)
+        n = int(request.history_length[0])
+        positions = attended_positions(attention[row], n)
+        start = sum(len(p) for p in parts)
+        spans.append(slice(start, start + len(positions)))
+        removed.append([])
+        if positions:
+            variants, removed[-1] = occlusion_variants(request, positions)
+            parts.append(variants)
+            lengths.append(torch.full((len(positions),), n))
+    if not parts:
+        return reads.slice(0, 0), torch.zeros(0, dtype=torch.long), spans, removed
+    return Requests.concat(parts), torch.cat(lengths), spans, removed
 
 
 class Explainer:

@@ -31,12 +31,12 @@ from contextflix.models.popularity import UNKNOWN
 from contextflix.models.scoring import MODELS, SOURCES, Requests, Scored, Scorer
 from contextflix.service.catalog import Catalog
 from contextflix.service.errors import RecommenderError
-from contextflix.service.explain import Explainer, with_variants
+from contextflix.service.explain import Explainer, occlusions
 from contextflix.service.requests import MAX_BATCH, RecommendRequest, parse_request, quote
 
-CHUNK = 16
-"""Requests scored in one call of the Scorer: enough to fill its blocks, small enough that
-the [rows, n_items] tensors of a big batch stay in cache."""
+CHUNK = 64
+"""Requests answered together: enough to fill the Scorer's largest pass, small enough that
+the [rows, n_items] tensors of a big batch stay small."""
 
 
 @dataclass(frozen=True)
@@ -275,33 +275,23 @@ class Recommender:
         """The requests' Scored and, per request, its occlusion variants' sequential scores
         and removed items (or None), for a model that uses the sequential source.
 
-        Every request's sequential scores are computed beside its variants, in its own block;
-        hybrid_no_context picks them from what it reads (no context).
-        The other sources need no variants: a lone request's block has room for them anyway,
-        so they are computed there; in a batch they fill blocks of requests alone (4 requests
-        per pass instead of 1). Either way each row's scores are those of a block of BLOCK
-        rows, so both give the same bits (scoring.py).
+        Two passes for the whole chunk: the requests (whose attention picks each one's
+        variants), then every variant, read as its model reads it (no context for
+        hybrid_no_context) at its request's width. Both are Scorer passes, so a request's
+        reasons are the same alone or in a batch.
         """
-        reads = (
-            [r.without_context() for r in requests] if model == "hybrid_no_context" else requests
-        )
-        reading, lengths, starts, removed = with_variants(self.models.sequential, requests, reads)
-        if len(requests) == 1:
-            both = self.scorer.score(reading, model, lengths=lengths)
-            sequential = both.raw["sequential"]
-            scored = Scored.gather([(torch.tensor([0]), both)], 1)
-        else:
-            if model == "hybrid_no_context":
-                reading = reading.without_context()
-            sequential = self.scorer.raw(reading, ["sequential"], lengths)["sequential"]
-            scored = self.scorer.score(
-                Requests.concat(requests), model, sequential[torch.tensor(starts)]
-            )
-        occlusions = [
-            None if items is None else (sequential[start + 1 : start + 1 + len(items)], items)
-            for start, items in zip(starts, removed, strict=True)
+        batch = Requests.concat(requests)
+        scored = self.scorer.score(batch, model)
+        reads = batch.without_context() if model == "hybrid_no_context" else batch
+        variants, lengths, spans, removed = occlusions(reads, scored.attention)
+        if not removed or not any(removed):
+            return scored, [None] * len(requests)
+        sequential = self.scorer.raw(variants, ["sequential"], lengths)["sequential"]
+        found = [
+            (sequential[span], items) if items else None
+            for span, items in zip(spans, removed, strict=True)
         ]
-        return scored, occlusions
+        return scored, found
 
     def _allowed(self, queries: list[_Query], requests: list[Requests]) -> torch.Tensor:
         """[B, n_items]: the catalogue, in the chosen genres, unseen unless asked otherwise."""
