@@ -17,8 +17,9 @@ Two details make "the same ranking" exact rather than nearly so:
   user's scores in a batch, enough to swap two near-equal items. On one thread, passes of 4
   to 256 rows give every row the same bits (tests/test_serving_parity.py checks it). The
   Scorer therefore scores on one intra-op thread, in passes of ``MIN_ROWS`` to ``MAX_ROWS``
-  rows (a short one padded with empty requests), grouped by the sequence length their own
-  history needs: a request's scores do not depend on what else is in its batch, nor on the
+  rows (a short one padded with empty requests, which the sequential model skips: its own
+  products always have enough rows), grouped by the sequence length their own history
+  needs: a request's scores do not depend on what else is in its batch, nor on the
   machine's core count.
 - Ties broken once. Some models give several items exactly the same score (content: movies
   with identical features; popularity: equal counts). A served list must order them; protocol
@@ -43,7 +44,7 @@ from contextflix.models.content import ContentModel
 from contextflix.models.hybrid import ContextHybrid, standardise
 from contextflix.models.popularity import UNKNOWN, ContextPopularity
 from contextflix.models.requests import Requests, Targets, protocol_s_targets
-from contextflix.models.sequential import SequentialRecommender
+from contextflix.models.sequential import MIN_ROWS, SequentialRecommender
 
 __all__ = [
     "MAX_ROWS",
@@ -67,12 +68,10 @@ MODELS = ("popularity", "collaborative", "content", "sequential", "hybrid_no_con
 """Every model a request can name; hybrid_no_context is the A/B test's arm A."""
 CONTEXT_FREE = ("collaborative", "content")
 """Sources whose scores do not depend on the context: computed once per request."""
-MIN_ROWS = 4
-"""Rows of the smallest scoring pass (see the module docstring): a lone request is padded to
-it, at little more than the cost of one row (a small pass is all Python overhead)."""
-MAX_ROWS = 64
-"""Rows of the largest scoring pass: big enough that a batch costs a fraction per request,
-small enough that a pass's [rows, n_items] tensors stay small at 87k movies."""
+MAX_ROWS = 16
+"""Rows of the largest scoring pass: enough that a batch costs a fraction per request; more
+would cost more per row (the sequential model's activations leave the CPU cache: 0.21 ms a
+row at 16, 0.42 at 64 on ml-100k) and a pass's [rows, n_items] tensors grow."""
 
 
 @contextmanager
@@ -234,7 +233,7 @@ class Scorer:
         ``lengths``: as in :meth:`raw`.
         """
         parts = [
-            (rows, self._score_block(block, [model], length)[model])
+            (rows, self._score_block(block, [model], length, len(rows))[model])
             for rows, block, length in self._blocks(requests, lengths)
         ]
         return Scored.gather(parts, len(requests))
@@ -243,7 +242,7 @@ class Scorer:
     def scores(self, requests: Requests, models: Sequence[str]) -> dict[str, torch.Tensor]:
         """{model: [B, n_items] scores} of several models, context-free sources shared."""
         parts = [
-            (rows, self._score_block(block, models, length))
+            (rows, self._score_block(block, models, length, len(rows)))
             for rows, block, length in self._blocks(requests)
         ]
         return {m: _gather([(r, p[m].scores) for r, p in parts], len(requests)) for m in models}
@@ -262,7 +261,7 @@ class Scorer:
         """
         sources = self.models.available if sources is None else sources
         parts = [
-            (rows, self._raw_block(block, sources, length).raw)
+            (rows, self._raw_block(block, sources, length, len(rows)).raw)
             for rows, block, length in self._blocks(requests, lengths)
         ]
         return {s: _gather([(r, p[s]) for r, p in parts], len(requests)) for s in sources}
@@ -275,7 +274,7 @@ class Scorer:
         excluded): the hybrid's input, as its training sees it."""
         z, excluded = [], []
         for rows, block, length in self._blocks(requests):
-            raw = self._raw_block(block, sources, length).raw
+            raw = self._raw_block(block, sources, length, len(rows)).raw
             out = self.excluded(block)
             z.append((rows, _standardised(raw, sources, out)))
             excluded.append((rows, out))
@@ -312,18 +311,19 @@ class Scorer:
         return out
 
     def _score_block(
-        self, requests: Requests, models: Sequence[str], length: int
+        self, requests: Requests, models: Sequence[str], length: int, real: int
     ) -> dict[str, Scored]:
-        """Every model's Scored for one pass, context-free sources computed once."""
+        """Every model's Scored for one pass (its first ``real`` rows requests, the rest
+        padding), context-free sources computed once."""
         variants = {"full": requests}
         if "hybrid_no_context" in models:
             variants["none"] = requests.without_context()
         needed = {s for m in models for s in self.sources_of(m)}
-        passes = {"full": self._raw_block(requests, needed, length)}
+        passes = {"full": self._raw_block(requests, needed, length, real)}
         if "none" in variants:
             full = passes["full"]
             shared = {s: full.raw[s] for s in CONTEXT_FREE if s in full.raw}
-            rest = self._raw_block(variants["none"], needed - set(shared), length)
+            rest = self._raw_block(variants["none"], needed - set(shared), length, real)
             rest.raw.update(shared)
             rest.user_vectors, rest.profiles = full.user_vectors, full.profiles
             passes["none"] = rest
@@ -366,9 +366,10 @@ class Scorer:
             raw={s: raw[s] for s in used},
         )
 
-    def _raw_block(self, requests: Requests, sources, length: int) -> _Pass:
+    def _raw_block(self, requests: Requests, sources, length: int, real: int) -> _Pass:
         """Each source's [B, n_items] scores of one pass with their evidence; the sequential
-        model reads its sequences ``length`` long."""
+        model reads its sequences ``length`` long, and only the ``real`` rows (its products
+        have enough rows without padding requests, see SequentialRecommender.score_last)."""
         models, done = self.models, _Pass({})
         if "popularity" in sources:
             done.raw["popularity"] = models.popularity.score(
@@ -382,9 +383,14 @@ class Scorer:
             cosine = done.profiles @ self.encodings.T
             done.raw["content"] = self._content_scale * cosine + self._content_prior
         if "sequential" in sources and models.sequential is not None:
-            scores, attention = sequential_scores(models.sequential, requests, length, True)
-            done.raw["sequential"] = scores
-            done.attention = F.pad(attention, (models.sequential.max_len - attention.shape[1], 0))
+            scores, attention = sequential_scores(
+                models.sequential, requests.slice(0, real), length, True
+            )
+            padding = len(requests) - real
+            done.raw["sequential"] = F.pad(scores, (0, 0, 0, padding))
+            done.attention = F.pad(
+                attention, (models.sequential.max_len - attention.shape[1], 0, 0, padding)
+            )
         return done
 
     def _user_vectors(self, requests: Requests) -> tuple[torch.Tensor, torch.Tensor]:
@@ -456,13 +462,14 @@ def _equal_trust(sources: Sequence[str]) -> ContextHybrid:
 
 
 def sequential_length(history_length: torch.Tensor, max_len: int) -> torch.Tensor:
-    """The sequence length a history is read at: the next power of two, at most max_len.
+    """The sequence length a history is read at: the next power of two, at least MIN_ROWS
+    (a lone request's products then have enough rows), at most max_len.
 
     A handful of widths, so the rows of a batch share few passes, and each history is always
     read at the same width (module docstring).
     """
     powers = 2 ** torch.ceil(torch.log2(history_length.clamp_min(1).double())).long()
-    return powers.clamp_max(max_len)
+    return powers.clamp_min(MIN_ROWS).clamp_max(max_len)
 
 
 def sequential_scores(

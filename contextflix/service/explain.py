@@ -33,54 +33,55 @@ from contextflix.service.reasons import (
 )
 
 OCCLUSION_CANDIDATES = 3
-"""History items the sequential reason tries removing: those the model attends to most
-(attended_positions). Each is one more sequential row to score beside the request."""
+"""History items the sequential reason tries removing: those the model attends to most. Each
+is one more sequential row to score beside the request."""
 
 
 # --- evidence ---------------------------------------------------------------------------------
 
-
-def attended_positions(attention: torch.Tensor, n: int) -> list[int]:
-    """The OCCLUSION_CANDIDATES positions of a history of ``n`` items (ascending indices into
-    it) that the sequential model attends to most over its whole kept window.
-
-    ``attention``: the request's row of ``Scored.attention`` (the last layer's attention of
-    the last position, right-aligned). Occluding those few, rather than every position,
-    keeps the reason at the cost of a few rows (a next-item model's evidence is rarely where
-    it does not look). It comes from the request's own scoring pass, whose bits do not
-    depend on the batch, so neither do the candidates.
-    """
-    if n <= OCCLUSION_CANDIDATES:  # every item is a candidate: no need to ask the model
-        return list(range(n))
-    kept = min(n, len(attention))
-    best = attention[-kept:].topk(OCCLUSION_CANDIDATES).indices
-    return sorted((best + n - kept).tolist())
-
-
 _HISTORY_FIELDS = ("items", "ratings", "time_of_day", "device")
 
 
-def occlusion_variants(request: Requests, positions: Sequence[int]) -> tuple[Requests, list[int]]:
-    """The one-row ``request`` with, in turn, each history position in ``positions`` removed
-    (older items slide into the model's window, as if never watched), and the removed items
-    (item_idx).
+def occlusions(
+    reads: Requests, attention: torch.Tensor
+) -> tuple[Requests, torch.Tensor, list[slice], list[list[int]]]:
+    """Each request's occlusion variants: the request with, in turn, one of the history items
+    the sequential model attends to most removed (older items slide into the window, as if
+    never watched).
 
-    The variants of a batch's requests are scored together, in passes of many rows, so
-    occlusion costs a few rows per request.
+    ``reads``: the requests as the scoring model reads them (without context for
+    hybrid_no_context); ``attention``: their ``Scored.attention``, the last layer's attention
+    of the last position over the kept window, which the request's own scoring pass computed
+    (its bits do not depend on the batch, so neither do the candidates). Returns (every
+    variant, one request's after another; the history lengths that make the Scorer read each
+    at its request's width; each request's slice of them; the item_idx each removes).
+
+    Occluding the OCCLUSION_CANDIDATES most attended items, not every position, keeps the
+    reason at a few rows per request (a next-item model's evidence is rarely where it does
+    not look); histories that short are occluded whole.
     """
-    present = request.items[0] > 0
-    history = {name: getattr(request, name)[0][present] for name in _HISTORY_FIELDS}
-    n = len(history["items"])
-    removed = torch.as_tensor(list(positions), dtype=torch.long)
-    kept = torch.arange(n - 1)[None, :]
-    kept = kept + (kept >= removed[:, None]).long()  # [variants, n - 1]: all but one
+    n = reads.history_length
+    width = reads.items.shape[1]
+    k = min(OCCLUSION_CANDIDATES, width)
+    attended = attention.topk(k, dim=1).indices + (width - attention.shape[1])
+    latest = torch.arange(width - k, width).expand(len(reads), k)
+    columns = torch.where((n <= OCCLUSION_CANDIDATES)[:, None], latest, attended).sort(1).values
+    real = columns >= width - n[:, None]  # the latest k of a shorter history include padding
+    rows = torch.arange(len(reads))[:, None].expand_as(columns)[real]
+    columns = columns[real]
+    others = torch.arange(width - 1)[None]
+    kept = others + (others >= columns[:, None]).long()  # [variants, width - 1]: all but one
     variants = Requests(
-        user=request.user.expand(len(removed)),
-        **{name: values[kept] for name, values in history.items()},
-        target_time_of_day=request.target_time_of_day.expand(len(removed)),
-        target_device=request.target_device.expand(len(removed)),
-    )
-    return variants, (history["items"][removed] - 1).tolist()
+        user=reads.user[rows],
+        **{name: getattr(reads, name)[rows[:, None], kept] for name in _HISTORY_FIELDS},
+        target_time_of_day=reads.target_time_of_day[rows],
+        target_device=reads.target_device[rows],
+    ).padded(len(rows), width)
+    counts = real.sum(1).tolist()
+    stops = np.cumsum(counts).tolist()
+    removed = (reads.items[rows, columns] - 1).tolist()
+    spans = [slice(stop - count, stop) for count, stop in zip(counts, stops, strict=True)]
+    return variants, n[rows], spans, [removed[span] for span in spans]
 
 
 def occlusion_drops(
@@ -101,33 +102,6 @@ def occlusion_drops(
         (removed[j], value) if value > 0 else (None, 0.0)
         for value, j in zip(best.values.tolist(), best.indices.tolist(), strict=True)
     ]
-
-
-def occlusions(
-    reads: Requests, attention: torch.Tensor
-) -> tuple[Requests, torch.Tensor, list[slice], list[list[int]]]:
-    """(every request's occlusion variants, one after another; the history lengths that make
-    the Scorer read each variant at its request's width; each request's slice of them; the
-    items its variants remove).
-
-    ``reads``: the requests as the scoring model reads them (without context for
-    hybrid_no_context); ``attention``: their ``Scored.attention``.
-    """
-    parts, lengths, spans, removed = [], [], [], []
-    for row in range(len(reads)):
-        request = reads.slice(row, row + 1)
-        n = int(request.history_length[0])
-        positions = attended_positions(attention[row], n)
-        start = sum(len(p) for p in parts)
-        spans.append(slice(start, start + len(positions)))
-        removed.append([])
-        if positions:
-            variants, removed[-1] = occlusion_variants(request, positions)
-            parts.append(variants)
-            lengths.append(torch.full((len(positions),), n))
-    if not parts:
-        return reads.slice(0, 0), torch.zeros(0, dtype=torch.long), spans, removed
-    return Requests.concat(parts), torch.cat(lengths), spans, removed
 
 
 class Explainer:
