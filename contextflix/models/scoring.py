@@ -15,7 +15,10 @@ Two details make "the same ranking" exact rather than nearly so:
   summation order by the shape of the product and by how many threads share it: a user's
   scores computed alone (1 to 3 rows) or on two threads differ in the last bits from the same
   user's scores in a batch, enough to swap two near-equal items. On one thread, passes of 4
-  to 256 rows give every row the same bits (tests/test_serving_parity.py checks it). The
+  to 256 rows give every row the same bits wherever it sits in the pass, for the products
+  the models make (tests/test_serving_parity.py checks it). Seen exception: a product with
+  fewer than 16 outputs and an input width not a multiple of 4 depends on the row's place,
+  so a hybrid gate narrower than 16 (``hidden``; the configs use 16) is exact only nearly. The
   Scorer therefore scores on one intra-op thread, in passes of ``MIN_ROWS`` to ``MAX_ROWS``
   rows (a short one padded with empty requests, which the sequential model skips: its own
   products always have enough rows), grouped by the sequence length their own history
