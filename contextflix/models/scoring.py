@@ -309,7 +309,8 @@ class Scorer:
             width = max(requests.items.shape[1], length)
             for start in range(0, len(rows), MAX_ROWS):
                 chunk = rows[start : start + MAX_ROWS]
-                block = requests.take(chunk).padded(max(len(chunk), MIN_ROWS), width)
+                block = requests if len(chunk) == len(requests) else requests.take(chunk)
+                block = block.padded(max(len(chunk), MIN_ROWS), width)
                 out.append((chunk, block, length))
         return out
 

@@ -56,9 +56,9 @@ class SelfAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x [B, L, D], allowed [B, 1, L, L] bool. With ``queries``, only the last ones are used.
 
-        Returns the output [B, Lq, D] and, when ``weights``, the head-mean attention [B, Lq, L].
-        The output always comes from the same fused kernel, so asking for the weights (an
-        explanation) never changes a score's bits: they are recomputed beside it.
+        Returns the output [B, Lq, D] and, when ``weights``, the last query's head-mean
+        attention [B, L]. The output always comes from the same fused kernel, so asking for
+        the weights (an explanation) never changes a score's bits: they are computed beside.
         """
         b, _, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)
@@ -71,8 +71,8 @@ class SelfAttention(nn.Module):
         attention = None
         if weights:
             # an elementwise product summed, not a batched matmul: its bits do not depend on B
-            scores = (q[:, :, :, None] * k[:, :, None]).sum(-1) / math.sqrt(d // self.heads)
-            attention = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1).mean(dim=1)
+            scores = (q[:, :, -1:] * k).sum(-1) / math.sqrt(d // self.heads)  # [B, heads, L]
+            attention = scores.masked_fill(~allowed[:, :, -1], float("-inf")).softmax(-1).mean(1)
         return self.resid_drop(self.proj(out)), attention
 
 
@@ -152,7 +152,8 @@ class SequentialRecommender(nn.Module):
         weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Final hidden states [B, L, D] (or [B, queries, D]: the last layer computes only the
-        last ``queries`` positions) and, with ``weights``, the last layer's attention."""
+        last ``queries`` positions) and, with ``weights``, the last layer's attention of the
+        last position [B, L]."""
         n = items.shape[1]
         if n > self.max_len:
             raise ValueError(f"sequence length {n} exceeds max_len {self.max_len}")
@@ -208,7 +209,7 @@ class SequentialRecommender(nn.Module):
         )
         scores = scores[: len(last)]
         if return_attention:
-            return scores, attention[:, -1]
+            return scores, attention
         return scores
 
 

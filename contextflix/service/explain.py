@@ -15,6 +15,7 @@ multiply a recommendation's cost many times; attention picks the few worth tryin
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -39,7 +40,7 @@ is one more sequential row to score beside the request."""
 
 # --- evidence ---------------------------------------------------------------------------------
 
-_HISTORY_FIELDS = ("items", "ratings", "time_of_day", "device")
+_HISTORY_PADDING = {"items": 0, "ratings": 0.0, "time_of_day": UNKNOWN, "device": UNKNOWN}
 
 
 def occlusions(
@@ -71,14 +72,18 @@ def occlusions(
     columns = columns[real]
     others = torch.arange(width - 1)[None]
     kept = others + (others >= columns[:, None]).long()  # [variants, width - 1]: all but one
+    history = {  # one padding column in front keeps the width
+        name: F.pad(getattr(reads, name)[rows[:, None], kept], (1, 0), value=fill)
+        for name, fill in _HISTORY_PADDING.items()
+    }
     variants = Requests(
         user=reads.user[rows],
-        **{name: getattr(reads, name)[rows[:, None], kept] for name in _HISTORY_FIELDS},
+        **history,
         target_time_of_day=reads.target_time_of_day[rows],
         target_device=reads.target_device[rows],
-    ).padded(len(rows), width)
+    )
     counts = real.sum(1).tolist()
-    stops = np.cumsum(counts).tolist()
+    stops = list(itertools.accumulate(counts))
     removed = (reads.items[rows, columns] - 1).tolist()
     spans = [slice(stop - count, stop) for count, stop in zip(counts, stops, strict=True)]
     return variants, n[rows], spans, [removed[span] for span in spans]
