@@ -6,8 +6,8 @@ was evaluated (tests/test_serving_parity.py checks it user by user). It stays on
 the usual 400 lines, because splitting it would recreate what it exists to prevent: two
 places that each hold half of how a score is made.
 
-Requests and protocol S targets are built in contextflix/models/requests.py (re-exported
-here).
+Requests and protocol S targets are built in contextflix/models/requests.py, and what a
+pass answers is a ``Scored`` (contextflix/models/scored.py); both re-exported here.
 
 Two details make "the same ranking" exact rather than nearly so:
 
@@ -47,6 +47,7 @@ from contextflix.models.content import ContentModel
 from contextflix.models.hybrid import ContextHybrid, standardise
 from contextflix.models.popularity import UNKNOWN, ContextPopularity
 from contextflix.models.requests import Requests, Targets, protocol_s_targets
+from contextflix.models.scored import Pass, Scored, gather_rows
 from contextflix.models.sequential import MIN_ROWS, SequentialRecommender
 
 __all__ = [
@@ -121,62 +122,6 @@ class BaseModels:
         return Scorer(self).raw(requests)
 
 
-@dataclass
-class Scored:
-    """One model's scores of a batch of requests, with what the explanations quote."""
-
-    scores: torch.Tensor  # [B, n_items]
-    contributions: dict[str, torch.Tensor]  # source -> [B, n_items], summing to ``scores``
-    weights: dict[str, torch.Tensor]  # source -> [B] trust in it (1 for a single model)
-    raw: dict[str, torch.Tensor]  # source -> [B, n_items] the source's own score
-    user_vectors: torch.Tensor | None = None  # [B, F] MF user vectors (trained or folded in)
-    profiles: torch.Tensor | None = None  # [B, D] unit content profiles
-    attention: torch.Tensor | None = None  # [B, max_len] sequential, see sequential_scores
-
-    @staticmethod
-    def gather(parts: Sequence[tuple[torch.Tensor, Scored]], n: int) -> Scored:
-        """n rows from (row indices, block) pairs: block row j is request ``rows[j]``."""
-
-        def field(get) -> torch.Tensor | None:
-            if get(parts[0][1]) is None:
-                return None
-            return _gather([(rows, get(part)) for rows, part in parts], n)
-
-        first = parts[0][1]
-        return Scored(
-            scores=field(lambda p: p.scores),
-            contributions={
-                s: field(lambda p, s=s: p.contributions[s]) for s in first.contributions
-            },
-            weights={s: field(lambda p, s=s: p.weights[s]) for s in first.weights},
-            raw={s: field(lambda p, s=s: p.raw[s]) for s in first.raw},
-            user_vectors=field(lambda p: p.user_vectors),
-            profiles=field(lambda p: p.profiles),
-            attention=field(lambda p: p.attention),
-        )
-
-
-@dataclass
-class _Pass:
-    """One pass's raw scores per source and the evidence computed with them."""
-
-    raw: dict[str, torch.Tensor]
-    user_vectors: torch.Tensor | None = None
-    profiles: torch.Tensor | None = None
-    attention: torch.Tensor | None = None
-
-
-def _gather(parts: Sequence[tuple[torch.Tensor, torch.Tensor]], n: int) -> torch.Tensor:
-    """[n, ...] from (row indices, [pass rows, ...] values) pairs; padding rows dropped."""
-    if len(parts) == 1:  # one block: its rows are 0..n-1 in order
-        return parts[0][1][:n]
-    first = parts[0][1]
-    out = torch.empty((n, *first.shape[1:]), dtype=first.dtype)
-    for rows, values in parts:
-        out[rows] = values[: len(rows)]
-    return out
-
-
 class Scorer:
     """Scores, mixes and ranks requests for every model; frozen models, no gradients."""
 
@@ -248,7 +193,7 @@ class Scorer:
             (rows, self._score_block(block, models, length, len(rows)))
             for rows, block, length in self._blocks(requests)
         ]
-        return {m: _gather([(r, p[m].scores) for r, p in parts], len(requests)) for m in models}
+        return {m: gather_rows([(r, p[m].scores) for r, p in parts], len(requests)) for m in models}
 
     @scoring_pass
     def raw(
@@ -267,7 +212,7 @@ class Scorer:
             (rows, self._raw_block(block, sources, length, len(rows)).raw)
             for rows, block, length in self._blocks(requests, lengths)
         ]
-        return {s: _gather([(r, p[s]) for r, p in parts], len(requests)) for s in sources}
+        return {s: gather_rows([(r, p[s]) for r, p in parts], len(requests)) for s in sources}
 
     @scoring_pass
     def standardised(
@@ -281,7 +226,7 @@ class Scorer:
             out = self.excluded(block)
             z.append((rows, _standardised(raw, sources, out)))
             excluded.append((rows, out))
-        return _gather(z, len(requests)), _gather(excluded, len(requests))
+        return gather_rows(z, len(requests)), gather_rows(excluded, len(requests))
 
     def excluded(self, requests: Requests) -> torch.Tensor:
         """[B, n_items] True where an item is no candidate: outside the catalogue or seen."""
@@ -370,11 +315,11 @@ class Scorer:
             raw={s: raw[s] for s in used},
         )
 
-    def _raw_block(self, requests: Requests, sources, length: int, real: int) -> _Pass:
+    def _raw_block(self, requests: Requests, sources, length: int, real: int) -> Pass:
         """Each source's [B, n_items] scores of one pass with their evidence; the sequential
         model reads its sequences ``length`` long, and only the ``real`` rows (its products
         have enough rows without padding requests, see SequentialRecommender.score_last)."""
-        models, done = self.models, _Pass({})
+        models, done = self.models, Pass({})
         if "popularity" in sources:
             done.raw["popularity"] = models.popularity.score(
                 requests.target_time_of_day, requests.target_device

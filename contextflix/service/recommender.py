@@ -6,9 +6,8 @@ bundle's catalogue (service/catalog.py), scored by the one scoring path
 (service/explain.py). A data-set user's top 10 in their test target's context is therefore
 exactly the protocol S test ranking of every model (tests/test_serving_parity.py).
 ``recommend_batch`` scores many requests together in the same passes, so each answer is the
-one ``recommend`` gives, at a fraction of the cost.
-The file runs a little past 400 lines because the single and batched paths must stay
-side by side: they are two schedules of the same passes and must give the same bits.
+one ``recommend`` gives, at a fraction of the cost: a lone request is a batch of one.
+The file runs a little past 400 lines: it answers every question the API asks of a bundle.
 """
 
 from __future__ import annotations
