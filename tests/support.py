@@ -27,8 +27,16 @@ from contextflix.models.collaborative import MatrixFactorization
 from contextflix.models.content import ContentModel
 from contextflix.models.hybrid import ContextHybrid
 from contextflix.models.popularity import ContextPopularity
-from contextflix.models.scoring import SOURCES, BaseModels
+from contextflix.models.scoring import (
+    SOURCES,
+    BaseModels,
+    Requests,
+    one_thread,
+    sequential_length,
+    sequential_scores,
+)
 from contextflix.models.sequential import SequentialRecommender
+from contextflix.service.explain import OCCLUSION_CANDIDATES, occlusion_drops
 
 DEMO_NDCG = {"popularity": 0.025, "collaborative": 0.035, "content": 0.015, "sequential": 0.04,
              "hybrid_no_context": 0.045, "hybrid": 0.05}  # fmt: skip
@@ -224,3 +232,42 @@ def axe_violations(page) -> list[str]:
     """WCAG 2.1 A and AA violations axe-core finds on the page as it is now."""
     page.add_script_tag(path=str(AXE))
     return page.evaluate(AXE_JS)
+
+
+def sequential_occlusion(
+    model: SequentialRecommender, request: Requests, items: list[int]
+) -> list[tuple[int | None, float]]:
+    """The sequential reasons of ``items`` for a one-row ``request``, from ``model`` alone and
+    written plainly: the oracle for the served reasons (computed in the Scorer's shared
+    passes, every request's variants at once).
+
+    Candidates: the OCCLUSION_CANDIDATES history items of most attention (all of a shorter
+    history); each is removed in turn, older items sliding into the window.
+    """
+    n = int(request.history_length[0])
+    length = int(sequential_length(request.history_length, model.max_len)[0])
+    width = max(request.items.shape[1], length)
+    history = {name: getattr(request, name)[0][request.items[0] > 0] for name in
+               ("items", "ratings", "time_of_day", "device")}  # fmt: skip
+    with torch.inference_mode(), one_thread():
+        scores, attention = sequential_scores(model, request, length, return_attention=True)
+        kept = min(n, attention.shape[1])
+        if n <= OCCLUSION_CANDIDATES:
+            positions = list(range(n))
+        else:
+            best = attention[0, -kept:].topk(OCCLUSION_CANDIDATES).indices
+            positions = sorted((best + n - kept).tolist())
+        if not positions:
+            return [(None, 0.0)] * len(items)
+        variants = [
+            Requests(
+                user=request.user,
+                **{name: torch.cat([v[:p], v[p + 1 :]])[None] for name, v in history.items()},
+                target_time_of_day=request.target_time_of_day,
+                target_device=request.target_device,
+            ).padded(1, width)
+            for p in positions
+        ]
+        variant_scores = sequential_scores(model, Requests.concat(variants), length)
+    removed = [int(history["items"][p]) - 1 for p in positions]
+    return occlusion_drops(scores[0], variant_scores, removed, items)

@@ -8,7 +8,7 @@ from torch.nn import functional as F
 from contextflix.models.popularity import UNKNOWN
 from contextflix.models.scoring import Requests
 from contextflix.models.sequential import SequentialRecommender
-from contextflix.service.explain import sequential_occlusion
+from tests.support import sequential_occlusion
 
 PAIRS = {t: t + 8 for t in range(8)}
 """Planted chains: watching a trigger (0-7) makes its partner (8-15) likely next."""

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from bench.serve import quick_bundle
-from contextflix.service import Recommender, RecommenderError, explain, reasons
+from contextflix.service import Recommender, RecommenderError, reasons
 from contextflix.service.recommender import CHUNK
 from contextflix.service.requests import parse_request
+from tests.support import sequential_occlusion
 
 USER = 1  # MovieLens id of a data-set user with a long history
 
@@ -96,11 +97,11 @@ def test_sequential_evidence_is_in_the_history(service: Recommender) -> None:
 
 
 def test_sequential_reasons_are_the_occlusion_of_each_item(service: Recommender) -> None:
-    """The served reason (scored with the request, in its block) is a standalone occlusion's."""
+    """The served reason (scored in the Scorer's shared passes) is a standalone occlusion's."""
     out = service.recommend(user_id=USER, k=10, model="sequential", time_of_day="night")
     query = service._resolve(parse_request({"user_id": USER, "time_of_day": "night"}))
     top = [service.catalog.item_index[item["item_id"]] for item in out["items"]]
-    expected = explain.sequential_occlusion(service.models.sequential, service._request(query), top)
+    expected = sequential_occlusion(service.models.sequential, service._request(query), top)
     named = [item["reasons"][0]["evidence"] for item in out["items"]]
     assert len({e["item_id"] for e in named}) > 1  # not one reason for every item
     for evidence, (because, drop) in zip(named, expected, strict=True):
@@ -311,13 +312,14 @@ def test_a_saved_bundle_serves_the_same_answers(service: Recommender, bundle, tm
 
 
 def test_a_batch_scores_and_explains_like_lone_requests(service: Recommender) -> None:
-    """Batched requests share passes (other sources in blocks of requests, explanations per
-    chunk) and a lone request fills its block with its own occlusion variants: same answers."""
+    """Batched requests share passes (up to MAX_ROWS rows, explanations per chunk), a lone
+    request's passes are padded: the answers are the same."""
     contexts = [("evening", "tv"), ("morning", None), (None, "mobile"), (None, None)]
+    users = {"hybrid": range(1, 71), "hybrid_no_context": range(1, 15), "sequential": range(1, 15)}
     asks = [
         {"user_id": user, "model": model, "time_of_day": tod, "device": dev, "k": 10}
-        for user in range(1, 19)
-        for model in ("hybrid", "hybrid_no_context", "sequential")
+        for model, members in users.items()
+        for user in members
         for tod, dev in contexts[user % 4 : user % 4 + 1]
     ]
     asks += [{"history": [1, 2355, 3114, 4886, 6377], "model": "hybrid", "device": "tv"}]

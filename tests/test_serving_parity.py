@@ -19,7 +19,12 @@ from contextflix.evaluation.report import MODELS, evaluate_bundle, run_protocol_
 from contextflix.models.collaborative import MatrixFactorization
 from contextflix.models.content import ContentModel
 from contextflix.models.hybrid import ContextHybrid
-from contextflix.models.scoring import SOURCES, BaseModels, fit_popularity
+from contextflix.models.scoring import (
+    SOURCES,
+    BaseModels,
+    fit_popularity,
+    protocol_s_targets,
+)
 from contextflix.models.sequential import SequentialRecommender
 from contextflix.service import Recommender
 from contextflix.service.requests import MAX_BATCH
@@ -38,8 +43,8 @@ def fresh_bundle(dataset) -> Bundle:
     return Bundle(
         config={"name": f"parity-{dataset.name}", "dataset": dataset.name},
         models=models,
-        hybrid=ContextHybrid(SOURCES, hidden=4),
-        hybrid_no_context=ContextHybrid(SOURCES, hidden=4, use_context=False),
+        hybrid=ContextHybrid(SOURCES, hidden=16),
+        hybrid_no_context=ContextHybrid(SOURCES, hidden=16, use_context=False),
         catalog=dataset.movies,
         interactions=dataset.served_interactions(),
         users=dataset.users,
@@ -90,3 +95,24 @@ def test_served_rankings_are_the_evaluated_ones_on_ml_latest_small(tmp_path) -> 
 @requires_ml100k
 def test_served_rankings_are_the_evaluated_ones_on_ml_100k(tmp_path) -> None:
     check_parity("ml-100k", tmp_path)
+
+
+def test_scores_do_not_depend_on_the_batch_nor_the_thread_count() -> None:
+    """Why parity is exact (contextflix/models/scoring.py): a request scored alone, whose
+    sequential products would have fewer than 4 rows, and the same request among 40 scored
+    with two intra-op threads requested get the same bits, for every model."""
+    dataset = load_dataset("ml-latest-small")
+    bundle = fresh_bundle(dataset)
+    scorer = Recommender(bundle).scorer  # models in eval mode, as served
+    requests = protocol_s_targets(dataset, "test").requests.slice(0, 40)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        together = scorer.scores(requests, MODELS)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == threads
+    for row in range(0, 40, 3):
+        alone = scorer.scores(requests.slice(row, row + 1), MODELS)
+        for model in MODELS:
+            assert torch.equal(alone[model][0], together[model][row]), (model, row)

@@ -6,17 +6,24 @@ was evaluated (tests/test_serving_parity.py checks it user by user). It stays on
 the usual 400 lines, because splitting it would recreate what it exists to prevent: two
 places that each hold half of how a score is made.
 
-Requests and protocol S targets are built in contextflix/models/requests.py (re-exported
-here).
+Requests and protocol S targets are built in contextflix/models/requests.py, and what a
+pass answers is a ``Scored`` (contextflix/models/scored.py); both re-exported here.
 
 Two details make "the same ranking" exact rather than nearly so:
 
-- Blocks of fixed shape. CPU matrix kernels choose their summation order by the shape of
-  the product, so a user's scores computed alone differ in the last bits from the same user's
-  scores inside a batch of 256, enough to swap two near-equal items. The Scorer therefore
-  scores requests in blocks of exactly ``BLOCK`` rows (the last one padded with empty
-  requests), grouped by the sequence length their own history needs: the bits of a request's
-  scores do not depend on what else is in its batch.
+- Passes of one thread and at least ``MIN_ROWS`` rows. CPU matrix kernels choose their
+  summation order by the shape of the product and by how many threads share it: a user's
+  scores computed alone (1 to 3 rows) or on two threads differ in the last bits from the same
+  user's scores in a batch, enough to swap two near-equal items. On one thread, passes of 4
+  to 256 rows give every row the same bits wherever it sits in the pass, for the products
+  the models make (tests/test_serving_parity.py checks it). Seen exception: a product with
+  fewer than 16 outputs and an input width not a multiple of 4 depends on the row's place,
+  so a hybrid gate narrower than 16 (``hidden``; the configs use 16) is exact only nearly. The
+  Scorer therefore scores on one intra-op thread, in passes of ``MIN_ROWS`` to ``MAX_ROWS``
+  rows (a short one padded with empty requests, which the sequential model skips: its own
+  products always have enough rows), grouped by the sequence length their own history
+  needs: a request's scores do not depend on what else is in its batch, nor on the
+  machine's core count.
 - Ties broken once. Some models give several items exactly the same score (content: movies
   with identical features; popularity: equal counts). A served list must order them; protocol
   S ranks a target behind every item tied with it. :meth:`Scorer.ranking_key` breaks exact
@@ -26,7 +33,9 @@ Two details make "the same ranking" exact rather than nearly so:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,10 +47,12 @@ from contextflix.models.content import ContentModel
 from contextflix.models.hybrid import ContextHybrid, standardise
 from contextflix.models.popularity import UNKNOWN, ContextPopularity
 from contextflix.models.requests import Requests, Targets, protocol_s_targets
-from contextflix.models.sequential import SequentialRecommender
+from contextflix.models.scored import Pass, Scored, gather_rows
+from contextflix.models.sequential import MIN_ROWS, SequentialRecommender
 
 __all__ = [
-    "BLOCK",
+    "MAX_ROWS",
+    "MIN_ROWS",
     "MODELS",
     "SOURCES",
     "BaseModels",
@@ -50,7 +61,9 @@ __all__ = [
     "Scorer",
     "Targets",
     "fit_popularity",
+    "one_thread",
     "protocol_s_targets",
+    "sequential_length",
     "sequential_scores",
 ]
 
@@ -59,10 +72,36 @@ MODELS = ("popularity", "collaborative", "content", "sequential", "hybrid_no_con
 """Every model a request can name; hybrid_no_context is the A/B test's arm A."""
 CONTEXT_FREE = ("collaborative", "content")
 """Sources whose scores do not depend on the context: computed once per request."""
-BLOCK = 4
-"""Rows per scoring pass (see the module docstring). Small, because a single request pays
-for the whole block: 4 rows hold a request and the 3 occlusion variants its explanation
-needs (service/explain.py) at little more than the cost of one."""
+MAX_ROWS = 16
+"""Rows of the largest scoring pass: enough that a batch costs a fraction per request; more
+would cost more per row (the sequential model's activations leave the CPU cache: 0.21 ms a
+row at 16, 0.42 at 64 on ml-100k) and a pass's [rows, n_items] tensors grow."""
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the enclosed scoring on one intra-op thread (the calling thread's setting only),
+    so its bits do not depend on the core count (module docstring)."""
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def scoring_pass(method):
+    """A Scorer method that runs without gradients, on one thread."""
+
+    @functools.wraps(method)
+    def wrapped(*args, **kwargs):
+        with torch.inference_mode(), one_thread():
+            return method(*args, **kwargs)
+
+    return wrapped
 
 
 @dataclass
@@ -81,55 +120,6 @@ class BaseModels:
     def scores(self, requests: Requests) -> dict[str, torch.Tensor]:
         """{source: [B, n_items] raw scores} of every available source, as :class:`Scorer`."""
         return Scorer(self).raw(requests)
-
-
-@dataclass
-class Scored:
-    """One model's scores of a batch of requests, with what the explanations quote."""
-
-    scores: torch.Tensor  # [B, n_items]
-    contributions: dict[str, torch.Tensor]  # source -> [B, n_items], summing to ``scores``
-    weights: dict[str, torch.Tensor]  # source -> [B] trust in it (1 for a single model)
-    raw: dict[str, torch.Tensor]  # source -> [B, n_items] the source's own score
-    user_vectors: torch.Tensor | None = None  # [B, F] MF user vectors (trained or folded in)
-    profiles: torch.Tensor | None = None  # [B, D] unit content profiles
-
-    @staticmethod
-    def gather(parts: Sequence[tuple[torch.Tensor, Scored]], n: int) -> Scored:
-        """n rows from (row indices, block) pairs: block row j is request ``rows[j]``."""
-
-        def field(get) -> torch.Tensor | None:
-            if get(parts[0][1]) is None:
-                return None
-            return _gather([(rows, get(part)) for rows, part in parts], n)
-
-        first = parts[0][1]
-        return Scored(
-            scores=field(lambda p: p.scores),
-            contributions={
-                s: field(lambda p, s=s: p.contributions[s]) for s in first.contributions
-            },
-            weights={s: field(lambda p, s=s: p.weights[s]) for s in first.weights},
-            raw={s: field(lambda p, s=s: p.raw[s]) for s in first.raw},
-            user_vectors=field(lambda p: p.user_vectors),
-            profiles=field(lambda p: p.profiles),
-        )
-
-
-def _padded_rows(values: torch.Tensor, rows: int) -> torch.Tensor:
-    """``values`` with zero rows appended up to ``rows`` (the padding requests of a block)."""
-    return F.pad(values, (0, 0, 0, rows - len(values)))
-
-
-def _gather(parts: Sequence[tuple[torch.Tensor, torch.Tensor]], n: int) -> torch.Tensor:
-    """[n, ...] from (row indices, [BLOCK, ...] block values) pairs; padding rows dropped."""
-    if len(parts) == 1:  # one block: its rows are 0..n-1 in order
-        return parts[0][1][:n]
-    first = parts[0][1]
-    out = torch.empty((n, *first.shape[1:]), dtype=first.dtype)
-    for rows, values in parts:
-        out[rows] = values[: len(rows)]
-    return out
 
 
 class Scorer:
@@ -181,41 +171,31 @@ class Scorer:
             return tuple(s for s in self.hybrids[model].sources if s in self.models.available)
         return (model,)
 
-    # --- scoring ----------------------------------------------------------------------------
+    # --- scoring ---------------------------------------------------------------------------
 
-    @torch.inference_mode()
-    def score(
-        self,
-        requests: Requests,
-        model: str,
-        sequential: torch.Tensor | None = None,
-        lengths: torch.Tensor | None = None,
-    ) -> Scored:
-        """[B, n_items] scores of ``model`` with contributions, weights and raw scores.
+    @scoring_pass
+    def score(self, requests: Requests, model: str, lengths: torch.Tensor | None = None) -> Scored:
+        """[B, n_items] scores of ``model`` with contributions, weights, raw scores and the
+        evidence explanations quote (user vectors, content profiles, sequential attention).
 
-        ``sequential``: the requests' [B, n_items] sequential scores (as ``model`` reads them:
-        without context for hybrid_no_context) when already computed, e.g. by :meth:`raw`
-        beside occlusion variants; the other sources then fill blocks of requests alone.
         ``lengths``: as in :meth:`raw`.
         """
-        given = None
-        parts = []
-        for rows, block, length in self._blocks(requests, lengths):
-            if sequential is not None:
-                given = {"sequential": _padded_rows(sequential[rows], BLOCK)}
-            parts.append((rows, self._score_block(block, [model], length, given)[model]))
+        parts = [
+            (rows, self._score_block(block, [model], length, len(rows))[model])
+            for rows, block, length in self._blocks(requests, lengths)
+        ]
         return Scored.gather(parts, len(requests))
 
-    @torch.inference_mode()
+    @scoring_pass
     def scores(self, requests: Requests, models: Sequence[str]) -> dict[str, torch.Tensor]:
         """{model: [B, n_items] scores} of several models, context-free sources shared."""
         parts = [
-            (rows, self._score_block(block, models, length))
+            (rows, self._score_block(block, models, length, len(rows)))
             for rows, block, length in self._blocks(requests)
         ]
-        return {m: _gather([(r, p[m].scores) for r, p in parts], len(requests)) for m in models}
+        return {m: gather_rows([(r, p[m].scores) for r, p in parts], len(requests)) for m in models}
 
-    @torch.inference_mode()
+    @scoring_pass
     def raw(
         self,
         requests: Requests,
@@ -224,17 +204,17 @@ class Scorer:
     ) -> dict:
         """{source: [B, n_items] raw scores} (default: every available source).
 
-        ``lengths`` (default: each history's length) decide which rows share a block: a row
-        scored alongside another (an occlusion variant beside its request) may borrow its.
+        ``lengths`` (default: each history's length) decide which rows share a pass: a row
+        that must be read like another (an occlusion variant like its request) may borrow its.
         """
         sources = self.models.available if sources is None else sources
         parts = [
-            (rows, self._raw_block(block, sources, length)[0])
+            (rows, self._raw_block(block, sources, length, len(rows)).raw)
             for rows, block, length in self._blocks(requests, lengths)
         ]
-        return {s: _gather([(r, p[s]) for r, p in parts], len(requests)) for s in sources}
+        return {s: gather_rows([(r, p[s]) for r, p in parts], len(requests)) for s in sources}
 
-    @torch.inference_mode()
+    @scoring_pass
     def standardised(
         self, requests: Requests, sources: Sequence[str]
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -242,11 +222,11 @@ class Scorer:
         excluded): the hybrid's input, as its training sees it."""
         z, excluded = [], []
         for rows, block, length in self._blocks(requests):
-            raw, _, _ = self._raw_block(block, sources, length)
+            raw = self._raw_block(block, sources, length, len(rows)).raw
             out = self.excluded(block)
             z.append((rows, _standardised(raw, sources, out)))
             excluded.append((rows, out))
-        return _gather(z, len(requests)), _gather(excluded, len(requests))
+        return gather_rows(z, len(requests)), gather_rows(excluded, len(requests))
 
     def excluded(self, requests: Requests) -> torch.Tensor:
         """[B, n_items] True where an item is no candidate: outside the catalogue or seen."""
@@ -255,57 +235,59 @@ class Scorer:
     def _blocks(
         self, requests: Requests, lengths: torch.Tensor | None = None
     ) -> list[tuple[torch.Tensor, Requests, int]]:
-        """(row indices, a BLOCK-row block of them, its sequence length) covering ``requests``.
+        """(row indices, a pass of them, its sequence length) covering ``requests``.
 
-        Rows are grouped by the sequence length their own history needs (the next power of
-        two, at most the sequential model's max_len), so every row is always computed in a
-        pass of the same shape, whatever else is in the batch.
+        Rows are grouped by the sequence length their own history needs
+        (:func:`sequential_length`), so every row is computed in a pass of the same width,
+        whatever else is in the batch; passes hold MIN_ROWS to MAX_ROWS rows.
         """
-        lengths = (requests.history_length if lengths is None else lengths).clamp_min(1)
-        if self.models.sequential is None:
-            buckets = torch.ones_like(lengths)
-        else:
-            powers = 2 ** torch.ceil(torch.log2(lengths.double())).long()
-            buckets = powers.clamp_max(self.models.sequential.max_len)
+        lengths = requests.history_length if lengths is None else lengths
+        sequential = self.models.sequential
+        buckets = (
+            torch.ones_like(lengths)
+            if sequential is None
+            else sequential_length(lengths, sequential.max_len)
+        )
         out = []
         for length in buckets.unique().tolist():
             rows = (buckets == length).nonzero().flatten()
             width = max(requests.items.shape[1], length)
-            for start in range(0, len(rows), BLOCK):
-                chunk = rows[start : start + BLOCK]
-                out.append((chunk, requests.take(chunk).padded(BLOCK, width), length))
+            for start in range(0, len(rows), MAX_ROWS):
+                chunk = rows[start : start + MAX_ROWS]
+                block = requests if len(chunk) == len(requests) else requests.take(chunk)
+                block = block.padded(max(len(chunk), MIN_ROWS), width)
+                out.append((chunk, block, length))
         return out
 
     def _score_block(
-        self,
-        requests: Requests,
-        models: Sequence[str],
-        length: int,
-        given: dict[str, torch.Tensor] | None = None,
+        self, requests: Requests, models: Sequence[str], length: int, real: int
     ) -> dict[str, Scored]:
-        """Every model's Scored for one block; ``given`` sources are taken, not computed
-        (only with one model: they are its own reading, context or not)."""
-        given = given or {}
+        """Every model's Scored for one pass (its first ``real`` rows requests, the rest
+        padding), context-free sources computed once."""
         variants = {"full": requests}
         if "hybrid_no_context" in models:
             variants["none"] = requests.without_context()
         needed = {s for m in models for s in self.sources_of(m)}
-        raw, vectors, profiles = self._raw_block(requests, needed - set(given), length)
-        raws = {"full": {**raw, **given}}
+        passes = {"full": self._raw_block(requests, needed, length, real)}
         if "none" in variants:
-            shared = {s: raw[s] for s in CONTEXT_FREE if s in raw}
-            rest = self._raw_block(variants["none"], needed - set(shared) - set(given), length)[0]
-            raws["none"] = {**shared, **rest, **given}
+            full = passes["full"]
+            shared = {s: full.raw[s] for s in CONTEXT_FREE if s in full.raw}
+            rest = self._raw_block(variants["none"], needed - set(shared), length, real)
+            rest.raw.update(shared)
+            rest.user_vectors, rest.profiles = full.user_vectors, full.profiles
+            passes["none"] = rest
         excluded = self.excluded(requests) if any(m.startswith("hybrid") for m in models) else None
         out = {}
         for model in models:
             variant = "none" if model == "hybrid_no_context" else "full"
+            done = passes[variant]
             if model.startswith("hybrid"):
-                out[model] = self._mix(model, variants[variant], raws[variant], excluded)
+                out[model] = self._mix(model, variants[variant], done.raw, excluded)
             else:
-                one = raws[variant][model]
+                one = done.raw[model]
                 out[model] = Scored(one, {model: one}, {model: torch.ones(len(one))}, {model: one})
-            out[model].user_vectors, out[model].profiles = vectors, profiles
+            out[model].user_vectors, out[model].profiles = done.user_vectors, done.profiles
+            out[model].attention = done.attention
         return out
 
     def _mix(
@@ -333,27 +315,32 @@ class Scorer:
             raw={s: raw[s] for s in used},
         )
 
-    def _raw_block(
-        self, requests: Requests, sources, length: int
-    ) -> tuple[dict, torch.Tensor | None, torch.Tensor | None]:
-        """({source: [B, n_items]}, MF user vectors, content profiles) of one block, whose
-        sequences the sequential model reads ``length`` long."""
-        models, raw = self.models, {}
-        vectors = profiles = None
+    def _raw_block(self, requests: Requests, sources, length: int, real: int) -> Pass:
+        """Each source's [B, n_items] scores of one pass with their evidence; the sequential
+        model reads its sequences ``length`` long, and only the ``real`` rows (its products
+        have enough rows without padding requests, see SequentialRecommender.score_last)."""
+        models, done = self.models, Pass({})
         if "popularity" in sources:
-            raw["popularity"] = models.popularity.score(
+            done.raw["popularity"] = models.popularity.score(
                 requests.target_time_of_day, requests.target_device
             )
         if "collaborative" in sources and models.collaborative is not None:
-            bias, vectors = self._user_vectors(requests)
-            raw["collaborative"] = models.collaborative.score_vectors(bias, vectors)
+            bias, done.user_vectors = self._user_vectors(requests)
+            done.raw["collaborative"] = models.collaborative.score_vectors(bias, done.user_vectors)
         if "content" in sources and models.content is not None:
-            profiles = self._profiles(requests)
-            cosine = profiles @ self.encodings.T
-            raw["content"] = self._content_scale * cosine + self._content_prior
+            done.profiles = self._profiles(requests)
+            cosine = done.profiles @ self.encodings.T
+            done.raw["content"] = self._content_scale * cosine + self._content_prior
         if "sequential" in sources and models.sequential is not None:
-            raw["sequential"] = sequential_scores(models.sequential, requests, length)
-        return raw, vectors, profiles
+            scores, attention = sequential_scores(
+                models.sequential, requests.slice(0, real), length, True
+            )
+            padding = len(requests) - real
+            done.raw["sequential"] = F.pad(scores, (0, 0, 0, padding))
+            done.attention = F.pad(
+                attention, (models.sequential.max_len - attention.shape[1], 0, 0, padding)
+            )
+        return done
 
     def _user_vectors(self, requests: Requests) -> tuple[torch.Tensor, torch.Tensor]:
         """MF (bias [B], vector [B, F]): trained for data-set users, folded in for visitors."""
@@ -423,6 +410,17 @@ def _equal_trust(sources: Sequence[str]) -> ContextHybrid:
     return hybrid.eval()
 
 
+def sequential_length(history_length: torch.Tensor, max_len: int) -> torch.Tensor:
+    """The sequence length a history is read at: the next power of two, at least MIN_ROWS
+    (a lone request's products then have enough rows), at most max_len.
+
+    A handful of widths, so the rows of a batch share few passes, and each history is always
+    read at the same width (module docstring).
+    """
+    powers = 2 ** torch.ceil(torch.log2(history_length.clamp_min(1).double())).long()
+    return powers.clamp_min(MIN_ROWS).clamp_max(max_len)
+
+
 def sequential_scores(
     model: SequentialRecommender,
     requests: Requests,
@@ -430,8 +428,8 @@ def sequential_scores(
     return_attention: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Scores of the next item after each history's last ``length`` (default max_len) items,
-    and with ``return_attention`` the last position's attention over them (explanations only:
-    that path's scores may differ from the served ones in the last bits).
+    and with ``return_attention`` the last position's attention over them, [B, length]
+    (head mean of the last layer; 0 on padding), which does not change the scores' bits.
 
     Position t carries the context of interaction t+1; the last, the request's context.
     """

@@ -30,6 +30,9 @@ from torch import nn
 from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
 
 N_TIMES_OF_DAY = len(TIMES_OF_DAY)
+MIN_ROWS = 4
+"""Rows below which CPU matrix kernels take another summation order (1 to 3 rows give other
+last bits than 4 or more, on one thread): what makes a score depend on its batch."""
 N_DEVICES = len(DEVICES)
 
 
@@ -45,27 +48,31 @@ class SelfAttention(nn.Module):
         self.resid_drop = nn.Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, allowed: torch.Tensor, last_only: bool = False, weights: bool = False
+        self,
+        x: torch.Tensor,
+        allowed: torch.Tensor,
+        queries: int | None = None,
+        weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x [B, L, D], allowed [B, 1, L, L] bool. With last_only, only the last query is used.
+        """x [B, L, D], allowed [B, 1, L, L] bool. With ``queries``, only the last ones are used.
 
-        Returns the output [B, Lq, D] and, when ``weights``, the head-mean attention [B, Lq, L].
+        Returns the output [B, Lq, D] and, when ``weights``, the last query's head-mean
+        attention [B, L]. The output always comes from the same fused kernel, so asking for
+        the weights (an explanation) never changes a score's bits: they are computed beside.
         """
         b, _, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)
-        if last_only:
-            q, allowed = q[:, -1:], allowed[:, :, -1:]
+        if queries is not None:
+            q, allowed = q[:, -queries:], allowed[:, :, -queries:]
         q, k, v = (t.view(b, -1, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))
+        drop = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=drop)
+        out = out.transpose(1, 2).reshape(b, q.shape[2], d)
         attention = None
         if weights:
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(d // self.heads)
-            probs = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
-            attention = probs.mean(dim=1)
-            out = F.dropout(probs, self.dropout, self.training) @ v
-        else:
-            drop = self.dropout if self.training else 0.0
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=drop)
-        out = out.transpose(1, 2).reshape(b, q.shape[2], d)
+            # an elementwise product summed, not a batched matmul: its bits do not depend on B
+            scores = (q[:, :, -1:] * k).sum(-1) / math.sqrt(d // self.heads)  # [B, heads, L]
+            attention = scores.masked_fill(~allowed[:, :, -1], float("-inf")).softmax(-1).mean(1)
         return self.resid_drop(self.proj(out)), attention
 
 
@@ -82,10 +89,14 @@ class Block(nn.Module):
         )
 
     def forward(
-        self, x: torch.Tensor, allowed: torch.Tensor, last_only: bool = False, weights: bool = False
+        self,
+        x: torch.Tensor,
+        allowed: torch.Tensor,
+        queries: int | None = None,
+        weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        a, attention = self.attn(self.ln1(x), allowed, last_only, weights)
-        x = (x[:, -1:] if last_only else x) + a
+        a, attention = self.attn(self.ln1(x), allowed, queries, weights)
+        x = (x if queries is None else x[:, -queries:]) + a
         return x + self.mlp(self.ln2(x)), attention
 
 
@@ -137,10 +148,12 @@ class SequentialRecommender(nn.Module):
         items: torch.Tensor,
         time_of_day: torch.Tensor,
         device: torch.Tensor,
-        last_only: bool = False,
+        queries: int | None = None,
         weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Final hidden states [B, L, D] (or [B, 1, D] with last_only) and last-layer attention."""
+        """Final hidden states [B, L, D] (or [B, queries, D]: the last layer computes only the
+        last ``queries`` positions) and, with ``weights``, the last layer's attention of the
+        last position [B, L]."""
         n = items.shape[1]
         if n > self.max_len:
             raise ValueError(f"sequence length {n} exceeds max_len {self.max_len}")
@@ -155,7 +168,7 @@ class SequentialRecommender(nn.Module):
         attention = None
         for i, block in enumerate(self.blocks):
             last = i == len(self.blocks) - 1
-            x, attention = block(x, allowed, last_only and last, weights and last)
+            x, attention = block(x, allowed, queries if last else None, weights and last)
         return self.ln_f(x), attention
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -181,12 +194,22 @@ class SequentialRecommender(nn.Module):
         ``return_attention`` also returns [B, L]: the last layer's attention of the last
         position over the (kept) positions, averaged over heads; each row sums to 1 and is 0
         on padding. Position j's weight is on the item ``items[:, j]`` ("because you watched").
+
+        Every matrix product here has at least MIN_ROWS rows, whatever B (sequences at least
+        MIN_ROWS long), so a row's scores have the same bits alone or in any batch: the last
+        layer computes the last MIN_ROWS positions, and the logits of fewer than MIN_ROWS
+        rows are computed padded.
         """
         items, time_of_day, device = (t[:, -self.max_len :] for t in (items, time_of_day, device))
-        h, attention = self.hidden(items, time_of_day, device, True, return_attention)
-        scores = self.logits(h[:, -1])
+        queries = min(MIN_ROWS, items.shape[1])
+        h, attention = self.hidden(items, time_of_day, device, queries, return_attention)
+        last = h[:, -1]
+        scores = self.logits(
+            F.pad(last, (0, 0, 0, MIN_ROWS - len(last))) if len(last) < MIN_ROWS else last
+        )
+        scores = scores[: len(last)]
         if return_attention:
-            return scores, attention[:, -1]
+            return scores, attention
         return scores
 
 

@@ -8,13 +8,14 @@ its content score; which history item, removed, lowers THIS item's sequential sc
 the request's context. The builders of service/reasons.py only phrase that evidence, so a
 reason cannot claim more than its evidence shows.
 
-Why not occlude every history position: each removal is one more pass of the sequential
-model over the whole window (about as costly as scoring the request itself), so 50 of them
-would multiply a recommendation's cost tenfold; attention picks the few worth trying.
+Why not occlude every history position: each removal is one more row for the sequential
+model over the whole window (as costly as scoring the request itself), so 50 of them would
+multiply a recommendation's cost many times; attention picks the few worth trying.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,8 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
-from contextflix.models.scoring import BLOCK, Requests, Scored, Scorer, sequential_scores
-from contextflix.models.sequential import SequentialRecommender
+from contextflix.models.scoring import Requests, Scored, Scorer
 from contextflix.service.reasons import (
     LIKED_RATING,
     N_NEIGHBOURS,
@@ -33,57 +33,60 @@ from contextflix.service.reasons import (
     sequential_reason,
 )
 
-OCCLUSION_CANDIDATES = BLOCK - 1
-"""History items the sequential reason tries removing, those the model attends to most
-anywhere in its kept window (attended_positions): with the request itself, they fill one
-scoring block, so the reason costs almost nothing."""
+OCCLUSION_CANDIDATES = 3
+"""History items the sequential reason tries removing: those the model attends to most. Each
+is one more sequential row to score beside the request."""
 
 
 # --- evidence ---------------------------------------------------------------------------------
 
+_HISTORY_PADDING = {"items": 0, "ratings": 0.0, "time_of_day": UNKNOWN, "device": UNKNOWN}
 
-@torch.inference_mode()
-def attended_positions(model: SequentialRecommender, request: Requests) -> list[int]:
-    """The OCCLUSION_CANDIDATES history positions (indices into the one-row ``request``'s
-    history, ascending) the sequential model attends to most, over its whole kept window.
 
-    The last layer's attention of the last position says which history items the prediction
-    reads; occluding those few, rather than every position, keeps the reason at the cost of
-    one scoring block (a next-item model's evidence is rarely where it does not look). The
-    request is scored alone, so its candidates never depend on what else is in a batch.
+def occlusions(
+    reads: Requests, attention: torch.Tensor
+) -> tuple[Requests, torch.Tensor, list[slice], list[list[int]]]:
+    """Each request's occlusion variants: the request with, in turn, one of the history items
+    the sequential model attends to most removed (older items slide into the window, as if
+    never watched).
+
+    ``reads``: the requests as the scoring model reads them (without context for
+    hybrid_no_context); ``attention``: their ``Scored.attention``, the last layer's attention
+    of the last position over the kept window, which the request's own scoring pass computed
+    (its bits do not depend on the batch, so neither do the candidates). Returns (every
+    variant, one request's after another; the history lengths that make the Scorer read each
+    at its request's width; each request's slice of them; the item_idx each removes).
+
+    Occluding the OCCLUSION_CANDIDATES most attended items, not every position, keeps the
+    reason at a few rows per request (a next-item model's evidence is rarely where it does
+    not look); histories that short are occluded whole.
     """
-    present = request.items[0] > 0
-    n = int(present.sum())
-    if n <= OCCLUSION_CANDIDATES:  # every item is a candidate: no need to ask the model
-        return list(range(n))
-    _, attention = sequential_scores(model, request, return_attention=True)
-    window = request.items[0, -model.max_len :] > 0
-    weights = attention[0][window]  # the last len(weights) history items, in order
-    best = weights.topk(min(OCCLUSION_CANDIDATES, len(weights))).indices
-    return sorted((best + n - len(weights)).tolist())
-
-
-def occlusion_variants(request: Requests, positions: Sequence[int]) -> tuple[Requests, list[int]]:
-    """The one-row ``request`` with, in turn, each history position in ``positions`` removed
-    (older items slide into the model's window, as if never watched), and the removed items
-    (item_idx).
-
-    The variants are scored in the same pass as the request itself (for a single request they
-    fill its scoring block, which the Scorer would otherwise pad), so occlusion is nearly free.
-    """
-    present = request.items[0] > 0
-    history = {name: getattr(request, name)[0][present] for name in _HISTORY_FIELDS}
-    n = len(history["items"])
-    removed = torch.as_tensor(list(positions), dtype=torch.long)
-    kept = torch.arange(n - 1)[None, :]
-    kept = kept + (kept >= removed[:, None]).long()  # [variants, n - 1]: all but one
+    n = reads.history_length
+    width = reads.items.shape[1]
+    k = min(OCCLUSION_CANDIDATES, width)
+    attended = attention.topk(k, dim=1).indices + (width - attention.shape[1])
+    latest = torch.arange(width - k, width).expand(len(reads), k)
+    columns = torch.where((n <= OCCLUSION_CANDIDATES)[:, None], latest, attended).sort(1).values
+    real = columns >= width - n[:, None]  # the latest k of a shorter history include padding
+    rows = torch.arange(len(reads))[:, None].expand_as(columns)[real]
+    columns = columns[real]
+    others = torch.arange(width - 1)[None]
+    kept = others + (others >= columns[:, None]).long()  # [variants, width - 1]: all but one
+    history = {  # one padding column in front keeps the width
+        name: F.pad(getattr(reads, name)[rows[:, None], kept], (1, 0), value=fill)
+        for name, fill in _HISTORY_PADDING.items()
+    }
     variants = Requests(
-        user=request.user.expand(len(removed)),
-        **{name: values[kept] for name, values in history.items()},
-        target_time_of_day=request.target_time_of_day.expand(len(removed)),
-        target_device=request.target_device.expand(len(removed)),
+        user=reads.user[rows],
+        **history,
+        target_time_of_day=reads.target_time_of_day[rows],
+        target_device=reads.target_device[rows],
     )
-    return variants, (history["items"][removed] - 1).tolist()
+    counts = real.sum(1).tolist()
+    stops = list(itertools.accumulate(counts))
+    removed = (reads.items[rows, columns] - 1).tolist()
+    spans = [slice(stop - count, stop) for count, stop in zip(counts, stops, strict=True)]
+    return variants, n[rows], spans, [removed[span] for span in spans]
 
 
 def occlusion_drops(
@@ -104,45 +107,6 @@ def occlusion_drops(
         (removed[j], value) if value > 0 else (None, 0.0)
         for value, j in zip(best.values.tolist(), best.indices.tolist(), strict=True)
     ]
-
-
-@torch.inference_mode()
-def sequential_occlusion(
-    model: SequentialRecommender, request: Requests, items: Sequence[int]
-) -> list[tuple[int | None, float]]:
-    """occlusion_drops of ``items`` for a one-row request, scored by ``model`` alone."""
-    positions = attended_positions(model, request)
-    if not positions:
-        return [(None, 0.0)] * len(items)
-    variants, removed = occlusion_variants(request, positions)
-    scores = sequential_scores(model, Requests.concat([request, variants]))
-    return occlusion_drops(scores[0], scores[1:], removed, items)
-
-
-_HISTORY_FIELDS = ("items", "ratings", "time_of_day", "device")
-
-
-def with_variants(
-    model: SequentialRecommender, requests: Sequence[Requests], reads: Sequence[Requests]
-) -> tuple[Requests, torch.Tensor, list[int], list[list[int] | None]]:
-    """(each one-row request followed by its occlusion variants, the lengths that keep them
-    in its scoring block, where each request starts, the items its variants remove or None).
-
-    The candidates are picked from ``reads``, the requests as the scoring model reads them
-    (without context for hybrid_no_context), so a request's reasons never depend on whether
-    it came alone or in a batch.
-    """
-    parts, lengths, starts, removed = [], [], [], []
-    for request, read in zip(requests, reads, strict=True):
-        positions = attended_positions(model, read)
-        starts.append(sum(len(p) for p in parts))
-        parts.append(request)
-        found = occlusion_variants(request, positions) if positions else None
-        if found is not None:
-            parts.append(found[0])
-        removed.append(None if found is None else found[1])
-        lengths.append(request.history_length.expand(1 + len(positions)))
-    return Requests.concat(parts), torch.cat(lengths), starts, removed
 
 
 class Explainer:

@@ -6,18 +6,19 @@ bundle's catalogue (service/catalog.py), scored by the one scoring path
 (service/explain.py). A data-set user's top 10 in their test target's context is therefore
 exactly the protocol S test ranking of every model (tests/test_serving_parity.py).
 ``recommend_batch`` scores many requests together in the same passes, so each answer is the
-one ``recommend`` gives, at a fraction of the cost.
-The file runs a little past 400 lines because the single and batched paths must stay
-side by side: they are two schedules of the same passes and must give the same bits.
+one ``recommend`` gives, at a fraction of the cost: a lone request is a batch of one.
+The file runs a little past 400 lines: it answers every question the API asks of a bundle.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,14 @@ from contextflix.models.popularity import UNKNOWN
 from contextflix.models.scoring import MODELS, SOURCES, Requests, Scored, Scorer
 from contextflix.service.catalog import Catalog
 from contextflix.service.errors import RecommenderError
-from contextflix.service.explain import Explainer, with_variants
+from contextflix.service.explain import Explainer, occlusions
 from contextflix.service.requests import MAX_BATCH, RecommendRequest, parse_request, quote
 
-CHUNK = 16
-"""Requests scored in one call of the Scorer: enough to fill its blocks, small enough that
-the [rows, n_items] tensors of a big batch stay in cache."""
+CHUNK = 64
+"""Requests answered together, at most: enough to fill the Scorer's passes, few enough that
+the [rows, n_items] tensors of a big batch stay small."""
+WORKERS = os.cpu_count() or 1
+"""Threads that answer a batch's chunks side by side."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Recommender:
         mf = self.models.collaborative
         with torch.inference_mode():
             self._item_unit = F.normalize(mf.item_factors.weight, dim=1) if mf else None
+        self._workers = ThreadPoolExecutor(WORKERS, thread_name_prefix="contextflix-batch")
         self._cache: OrderedDict[_Query, str] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -227,47 +231,64 @@ class Recommender:
             self._cache.clear()
             self.cache_hits = self.cache_misses = 0
 
-    @torch.inference_mode()
     def _answer(self, queries: list[_Query]) -> list[dict]:
-        """Answers in order; queries grouped by the model that scores them, one pass each.
+        """Answers in order; queries grouped by the model that scores them, in chunks.
 
-        A request to a model that uses the sequential source has its sequential scores
-        computed beside its occlusion variants (_score_explained); the explanations of a
-        chunk are computed together (Explainer.explain).
+        The chunks of a batch run on the worker threads, one core each (a pass runs on one
+        thread, scoring.py): a batch uses every core the machine has, and each request's
+        answer is the one it gets alone (its bits do not depend on its chunk).
         """
         groups: dict[str, list[int]] = {}
         rows = [self._request(q) for q in queries]
         for n, q in enumerate(queries):
             groups.setdefault("popularity" if _cold(q) else q.model, []).append(n)
+        chunks = []
+        for model, members in groups.items():
+            count = max(math.ceil(len(members) / CHUNK), min(WORKERS, len(members)))
+            size = math.ceil(len(members) / count)
+            chunks += [(model, members[start : start + size])
+                       for start in range(0, len(members), size)]  # fmt: skip
         answers: list[dict] = [{}] * len(queries)
-        chunks = [
-            (model, members[start : start + CHUNK])
-            for model, members in groups.items()
-            for start in range(0, len(members), CHUNK)
-        ]
-        for model, members in chunks:
-            requests = [rows[n] for n in members]
-            if "sequential" in self.scorer.sources_of(model):
-                scored, occlusions = self._score_explained(model, requests)
-            else:
-                scored = self.scorer.score(Requests.concat(requests), model)
-                occlusions = [None] * len(members)
-            allowed = self._allowed([queries[n] for n in members], [rows[n] for n in members])
-            k = max(queries[n].k for n in members)
-            ranked = self.scorer.top_k(scored.scores, allowed, k).tolist()
-            tops = [[item for item in ranked[i][: queries[n].k] if item >= 0]
-                    for i, n in enumerate(members)]  # fmt: skip
-            reasons = self.explainer.explain(
-                requests,
-                scored,
-                range(len(members)),
-                tops,
-                [_cold(queries[n]) for n in members],
-                occlusions,
-            )
-            for i, n in enumerate(members):
-                answers[n] = self._result(queries[n], scored, i, tops[i], reasons[i])
+        done = (
+            [self._answer_chunk(model, members, queries, rows) for model, members in chunks]
+            if len(chunks) == 1
+            else self._workers.map(lambda c: self._answer_chunk(*c, queries, rows), chunks)
+        )
+        for (_, members), chunk_answers in zip(chunks, done, strict=True):
+            for n, answer in zip(members, chunk_answers, strict=True):
+                answers[n] = answer
         return answers
+
+    @torch.inference_mode()
+    def _answer_chunk(
+        self, model: str, members: list[int], queries: list[_Query], rows: list[Requests]
+    ) -> list[dict]:
+        """The answers of ``members`` (indices into queries and rows), scored by ``model``.
+
+        A request to a model that uses the sequential source also has its occlusion variants
+        scored (_score_explained); the explanations of the chunk are computed together.
+        """
+        requests = [rows[n] for n in members]
+        if "sequential" in self.scorer.sources_of(model):
+            scored, occlusions = self._score_explained(model, requests)
+        else:
+            scored = self.scorer.score(Requests.concat(requests), model)
+            occlusions = [None] * len(members)
+        allowed = self._allowed([queries[n] for n in members], requests)
+        k = max(queries[n].k for n in members)
+        ranked = self.scorer.top_k(scored.scores, allowed, k).tolist()
+        tops = [[item for item in ranked[i][: queries[n].k] if item >= 0]
+                for i, n in enumerate(members)]  # fmt: skip
+        reasons = self.explainer.explain(
+            requests,
+            scored,
+            range(len(members)),
+            tops,
+            [_cold(queries[n]) for n in members],
+            occlusions,
+        )
+        return [self._result(queries[n], scored, i, tops[i], reasons[i])
+                for i, n in enumerate(members)]  # fmt: skip
 
     def _score_explained(
         self, model: str, requests: list[Requests]
@@ -275,33 +296,23 @@ class Recommender:
         """The requests' Scored and, per request, its occlusion variants' sequential scores
         and removed items (or None), for a model that uses the sequential source.
 
-        Every request's sequential scores are computed beside its variants, in its own block;
-        hybrid_no_context picks them from what it reads (no context).
-        The other sources need no variants: a lone request's block has room for them anyway,
-        so they are computed there; in a batch they fill blocks of requests alone (4 requests
-        per pass instead of 1). Either way each row's scores are those of a block of BLOCK
-        rows, so both give the same bits (scoring.py).
+        Two passes for the whole chunk: the requests (whose attention picks each one's
+        variants), then every variant, read as its model reads it (no context for
+        hybrid_no_context) at its request's width. Both are Scorer passes, so a request's
+        reasons are the same alone or in a batch.
         """
-        reads = (
-            [r.without_context() for r in requests] if model == "hybrid_no_context" else requests
-        )
-        reading, lengths, starts, removed = with_variants(self.models.sequential, requests, reads)
-        if len(requests) == 1:
-            both = self.scorer.score(reading, model, lengths=lengths)
-            sequential = both.raw["sequential"]
-            scored = Scored.gather([(torch.tensor([0]), both)], 1)
-        else:
-            if model == "hybrid_no_context":
-                reading = reading.without_context()
-            sequential = self.scorer.raw(reading, ["sequential"], lengths)["sequential"]
-            scored = self.scorer.score(
-                Requests.concat(requests), model, sequential[torch.tensor(starts)]
-            )
-        occlusions = [
-            None if items is None else (sequential[start + 1 : start + 1 + len(items)], items)
-            for start, items in zip(starts, removed, strict=True)
+        batch = Requests.concat(requests)
+        scored = self.scorer.score(batch, model)
+        reads = batch.without_context() if model == "hybrid_no_context" else batch
+        variants, lengths, spans, removed = occlusions(reads, scored.attention)
+        if not removed or not any(removed):
+            return scored, [None] * len(requests)
+        sequential = self.scorer.raw(variants, ["sequential"], lengths)["sequential"]
+        found = [
+            (sequential[span], items) if items else None
+            for span, items in zip(spans, removed, strict=True)
         ]
-        return scored, occlusions
+        return scored, found
 
     def _allowed(self, queries: list[_Query], requests: list[Requests]) -> torch.Tensor:
         """[B, n_items]: the catalogue, in the chosen genres, unseen unless asked otherwise."""
