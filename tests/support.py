@@ -245,7 +245,7 @@ def sequential_occlusion(
     history); each is removed in turn, older items sliding into the window.
     """
     n = int(request.history_length[0])
-    length = int(sequential_length(request.history_length, model.max_len)[0])
+    length = sequential_length(n, model.max_len)
     width = max(request.items.shape[1], length)
     history = {name: getattr(request, name)[0][request.items[0] > 0] for name in
                ("items", "ratings", "time_of_day", "device")}  # fmt: skip

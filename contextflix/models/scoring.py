@@ -243,17 +243,15 @@ class Scorer:
         """
         lengths = requests.history_length if lengths is None else lengths
         sequential = self.models.sequential
-        buckets = (
-            torch.ones_like(lengths)
-            if sequential is None
-            else sequential_length(lengths, sequential.max_len)
-        )
+        groups: dict[int, list[int]] = {}
+        for row, n in enumerate(lengths.tolist()):
+            length = 1 if sequential is None else sequential_length(n, sequential.max_len)
+            groups.setdefault(length, []).append(row)
         out = []
-        for length in buckets.unique().tolist():
-            rows = (buckets == length).nonzero().flatten()
+        for length, rows in sorted(groups.items()):
             width = max(requests.items.shape[1], length)
             for start in range(0, len(rows), MAX_ROWS):
-                chunk = rows[start : start + MAX_ROWS]
+                chunk = torch.tensor(rows[start : start + MAX_ROWS])
                 block = requests if len(chunk) == len(requests) else requests.take(chunk)
                 block = block.padded(max(len(chunk), MIN_ROWS), width)
                 out.append((chunk, block, length))
@@ -410,15 +408,14 @@ def _equal_trust(sources: Sequence[str]) -> ContextHybrid:
     return hybrid.eval()
 
 
-def sequential_length(history_length: torch.Tensor, max_len: int) -> torch.Tensor:
+def sequential_length(history_length: int, max_len: int) -> int:
     """The sequence length a history is read at: the next power of two, at least MIN_ROWS
     (a lone request's products then have enough rows), at most max_len.
 
     A handful of widths, so the rows of a batch share few passes, and each history is always
     read at the same width (module docstring).
     """
-    powers = 2 ** torch.ceil(torch.log2(history_length.clamp_min(1).double())).long()
-    return powers.clamp_min(MIN_ROWS).clamp_max(max_len)
+    return min(max(MIN_ROWS, 1 << max(history_length - 1, 0).bit_length()), max_len)
 
 
 def sequential_scores(
