@@ -11,7 +11,10 @@ full catalogue, history masked; the hybrid on its held-out validation users, the
 early stopping watches) and compared user by user: mean NDCG@10 of each arm, the difference
 N - 1 with its paired bootstrap 95% interval and sign-flip p (``evaluation.stats.paired_test``).
 The rating model (protocol R) is compared on its held-out ratings' squared errors (MSE).
-Also printed: each fit's wall time. ``--reuse`` scores existing checkpoints without fitting.
+Also printed: each fit's wall time. ``--reuse`` keeps checkpoints already there (e.g. the
+one-process arm of an earlier run). A config's batch size is per process, so N processes
+take N times fewer, N times larger steps per epoch; ``--global-batch`` gives each process
+1/N of the batch instead, so a step over all processes is one process's step.
 """
 
 from __future__ import annotations
@@ -47,8 +50,11 @@ HYBRID_BASES = {
 }
 
 
-def fit(config: str, args: list[str], folder: Path, devices: int) -> float:
-    """Wall seconds of one ``python -m training fit`` writing ``folder/best.ckpt``."""
+def fit(config: str, args: list[str], folder: Path, devices: int, reuse: bool) -> float | None:
+    """Wall seconds of one ``python -m training fit`` writing ``folder/best.ckpt``; None when
+    ``reuse`` finds that checkpoint already there."""
+    if reuse and (folder / "best.ckpt").exists():
+        return None
     parallel = ["--trainer.strategy=ddp", f"--trainer.devices={devices}"] if devices > 1 else []
     command = [
         sys.executable, "-m", "training", "fit", "--config", config, *args, *parallel,
@@ -63,18 +69,26 @@ def fit(config: str, args: list[str], folder: Path, devices: int) -> float:
     return time.perf_counter() - start
 
 
-def fit_arm(configs: dict, common: dict, root: Path, devices: int) -> dict[str, float]:
-    """Every step of one arm, the hybrid on this arm's base checkpoints."""
+def fit_arm(
+    configs: dict, common: dict, root: Path, devices: int, global_batch: bool, reuse: bool
+) -> dict[str, float | None]:
+    """Every step of one arm, the hybrid on this arm's base checkpoints.
+
+    ``global_batch``: each process takes 1/N of the config's batch, so the batch of a step
+    over all processes (and the steps per epoch) are those of one process.
+    """
     seconds = {}
-    for step in BASE_STEPS:
-        seconds[step] = fit(configs[step], common[step], root / step, devices)
-    bases = [
-        f"--model.init_args.{name}_checkpoint={root / step / 'best.ckpt'}"
-        for name, step in HYBRID_BASES.items()
-    ]
-    seconds["hybrid"] = fit(
-        configs["hybrid"], [*common["hybrid"], *bases], root / "hybrid", devices
-    )
+    for step in (*BASE_STEPS, "hybrid"):
+        args = list(common[step])
+        if step == "hybrid":
+            args += [
+                f"--model.init_args.{name}_checkpoint={root / base / 'best.ckpt'}"
+                for name, base in HYBRID_BASES.items()
+            ]
+        if global_batch and devices > 1:
+            batch = yaml.safe_load((ROOT / configs[step]).read_text())["data"]["init_args"]
+            args.append(f"--data.init_args.batch_size={batch['batch_size'] // devices}")
+        seconds[step] = fit(configs[step], args, root / step, devices, reuse)
     return seconds
 
 
@@ -123,7 +137,10 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=2)
     parser.add_argument("--plan", default="configs/pipeline.yaml")
     parser.add_argument("--runs", default="runs/ddp", help="folder for both arms' checkpoints")
-    parser.add_argument("--reuse", action="store_true", help="score existing checkpoints only")
+    parser.add_argument("--reuse", action="store_true", help="keep checkpoints already there")
+    parser.add_argument(
+        "--global-batch", action="store_true", help="per-process batch = config batch / N"
+    )
     parser.add_argument("--max-epochs", type=int, help="cap every fit (a smoke run)")
     args = parser.parse_args()
     plan = yaml.safe_load((ROOT / args.plan).read_text())
@@ -138,19 +155,23 @@ def main() -> None:
         for step in (*BASE_STEPS, "hybrid")
     }
     runs = ROOT / args.runs / args.dataset
-    arms = {1: runs / "n1", args.devices: runs / f"n{args.devices}"}
+    name = f"n{args.devices}" + ("-global-batch" if args.global_batch else "")
+    arms = {1: runs / "n1", args.devices: runs / name}
     seconds = {}
-    if not args.reuse:
-        for devices, root in arms.items():
-            seconds[devices] = fit_arm(configs, common, root, devices)
-            print(f"{devices} process(es): {seconds[devices]}", flush=True)
+    for devices, root in arms.items():
+        seconds[devices] = fit_arm(configs, common, root, devices, args.global_batch, args.reuse)
+        print(f"{devices} process(es): {seconds[devices]}", flush=True)
     dataset = load_dataset(args.dataset, device_simulation=load_context_config(context))
     hybrid_data = HybridDataModule(args.dataset)
     hybrid_data._data = dataset
     hybrid_users = hybrid_data.user_rows()["val"]
     ndcg = {devices: per_user_ndcg(root, dataset, hybrid_users) for devices, root in arms.items()}
     one, many = arms
-    print(f"\n{args.dataset}: {many} DDP processes (gloo, CPU) vs 1, validation, paired per user")
+    batch = "config batch / N per process" if args.global_batch else "config batch per process"
+    print(
+        f"\n{args.dataset}: {many} DDP processes (gloo, CPU; {batch}) vs 1, validation,"
+        " paired per user"
+    )
     print(
         "| model | metric | users | 1 process | N processes | N - 1 [95% CI] | p | fit s (1 / N) |"
     )
@@ -158,7 +179,9 @@ def main() -> None:
 
     def row(step: str, metric: str, a: np.ndarray, b: np.ndarray) -> None:
         r = paired_test(a, b)
-        wall = f"{seconds[one][step]:.0f} / {seconds[many][step]:.0f}" if seconds else "(reused)"
+        wall = " / ".join(
+            "-" if t is None else f"{t:.0f}" for t in (seconds[one][step], seconds[many][step])
+        )
         print(
             f"| {step} | {metric} | {r.n} | {r.mean_a:.4f} | {r.mean_b:.4f} | "
             f"{r.mean_diff:+.4f} [{r.ci[0]:+.4f}, {r.ci[1]:+.4f}] | {r.p_value:.3f} | {wall} |"

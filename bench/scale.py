@@ -167,7 +167,7 @@ def stage_load(dataset: str, device: str, steps: int) -> dict:
         start = time.perf_counter()
         service = Recommender.from_bundle(folder)
         load = time.perf_counter() - start
-        users = np.random.default_rng(0).choice(service._user_ids, 220)
+        users = np.random.default_rng(0).choice(service.catalog.user_ids, 220)
         latencies = []
         for user in users:
             t = time.perf_counter()
