@@ -7,7 +7,7 @@ ml-32m: ``ratings.csv``, ``movies.csv``), so every loader, command and model run
 unchanged; a data set named ``synthetic-...`` is generated on first use like a release is
 downloaded. Nothing in it is MovieLens data: titles read "Synthetic movie N", the folder holds
 a README saying SYNTHETIC, and the name always starts with ``synthetic-``.
-One file (just past 400 lines): the generating model below reads as one story.
+One file (past 400 lines): the generating model and its oracle read as one story.
 
 The generating model (every draw from one seeded ``numpy`` generator):
 
