@@ -128,7 +128,7 @@ def test_reports_give_each_model_as_a_fraction_of_the_oracle(small_release, monk
     monkeypatch.setenv("CONTEXTFLIX_DATA_DIR", str(folder.parent))
     oracle = oracle_figures("synthetic-ml-1m-x0.1")
     assert oracle == info["oracle_test"]
-    assert 0 < oracle["content_ndcg@10"] < oracle["ndcg@10"]  # no series order, less popularity
+    assert 0 < oracle["genre_taste_ndcg@10"] < oracle["ndcg@10"]  # no series, less popularity
     assert oracle_figures("ml-100k") is None
     metrics = {
         "protocols": {"S": {"models": {"popularity": {"ndcg@10": oracle["ndcg@10"] / 4}}}},

@@ -374,9 +374,9 @@ def oracle_ndcg(
 ) -> dict:
     """Protocol S test NDCG@10/HR@10 of the generating model's own ranking (see module doc).
 
-    Also ``content_ndcg@10``: the best a content model can expect, ranking by the user's
-    exact genre taste at that time of day times the popularity an item's genres and year
-    predict (no series order, no popularity beyond what the catalogue says).
+    Also ``genre_taste_ndcg@10``: a content-only reference (not a bound), ranking by the
+    user's exact genre taste at that time of day times the popularity an item's genres and
+    year tell (no series order, no popularity beyond what the catalogue says).
     """
     users = ratings["user_id"].to_numpy() - 1
     items = ratings["item_id"].to_numpy() - 1
@@ -413,7 +413,7 @@ def oracle_ndcg(
     return {
         "ndcg@10": float(np.concatenate(ndcg).mean()),
         "hr@10": float(np.concatenate(hits).mean()),
-        "content_ndcg@10": float(np.concatenate(content_ndcg).mean()),
+        "genre_taste_ndcg@10": float(np.concatenate(content_ndcg).mean()),
         "users": len(ends),
     }
 
