@@ -99,8 +99,8 @@ class Parameters:
     time_of_day_tilt: float = 0.5  # std of a cluster's log-affinity to each time of day
     follow: float = 0.3  # probability that the next item is the previous one's successor
     session_stay: float = 0.85  # probability that the next rating is in the same session
-    # log-normal sigma of item popularity: with 1.8 synthetic-ml-1m's most rated movie has 27x
-    # the median count, as ML-1M's (3,428 ratings, median 123.5)
+    # log-normal sigma of item popularity: with 1.8 the tail of synthetic-ml-1m lies between
+    # ml-100k's and ml-latest-small's (bench/synthetic_shape.py)
     popularity_sigma: float = 1.8
     popularity_from_features: float = 0.18  # share of log-popularity variance from genres, year
     activity_sigma: float = 1.1  # log-normal sigma of per-user activity above the minimum
