@@ -13,6 +13,7 @@ from contextflix.data.__main__ import main as data_main
 from contextflix.data.errors import UnknownDatasetError
 from contextflix.data.releases import get_release
 from contextflix.data.synthetic import (
+    GENERATOR_MARK,
     LIKE,
     oracle_figures,
     parse_name,
@@ -135,3 +136,14 @@ def test_reports_give_each_model_as_a_fraction_of_the_oracle(small_release, monk
         "oracle": oracle,
     }
     assert "| popularity | 25.0% |" in metrics_table(metrics)
+
+
+def test_a_copy_from_an_earlier_generator_is_generated_again(tmp_path: Path) -> None:
+    name = "synthetic-ml-1m-x0.02"
+    stale = tmp_path / name
+    write_release(stale, "ml-1m", seed=0, scale=0.02)
+    (stale / GENERATOR_MARK).unlink()  # what a copy from before the mark looks like
+    (stale / "ratings.dat").write_text("1::1::5::956703932\n")
+    load_dataset(name, tmp_path, use_cache=False)
+    assert (stale / GENERATOR_MARK).exists()
+    assert len((stale / "ratings.dat").read_text().splitlines()) > 1
