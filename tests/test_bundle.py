@@ -34,6 +34,7 @@ from contextflix.models.hybrid import ContextHybrid, standardise
 from contextflix.models.popularity import ContextPopularity
 from contextflix.models.scoring import SOURCES, BaseModels, Requests
 from contextflix.models.sequential import SequentialRecommender
+from contextflix.service.catalog import chronological_order
 from tests.conftest import requires_ml100k
 
 N_USERS, N_ITEMS = 7, 12
@@ -488,3 +489,13 @@ def test_rebuilt_data_that_differ_are_refused(tmp_path: Path) -> None:
     _rewrite_manifest(copy, "config.json")
     with pytest.raises(BundleError, match="differ from what the models were trained on"):
         load_bundle(copy)
+
+
+def test_chronological_order_is_user_then_time_then_row() -> None:
+    rng = np.random.default_rng(0)
+    user = rng.integers(0, 50, 2_000)
+    ts = rng.integers(10**9, 10**9 + 500, 2_000)  # many equal times: rows break the ties
+    expected = np.lexsort((np.arange(2_000), ts, user))
+    assert np.array_equal(chronological_order(user, ts), expected)
+    huge = np.array([2**61, 0, 2**61])  # a combined key would overflow: lexsort instead
+    assert np.array_equal(chronological_order(np.array([1, 0, 1]), huge), [1, 0, 2])

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from contextflix.models.content import ContentModel, item_features, profile_weights
-from training.content import ContentModule, weight_matrix
+from training.content import ContentModule, UserWeights
 
 ROOT = Path(__file__).resolve().parents[1]
 GENRES = ["Horror", "Comedy", "Romance", "Sci-Fi"]
@@ -50,6 +50,18 @@ def test_profile_weights_centre_on_the_user_mean():
     assert torch.allclose(profile_weights(torch.tensor([5.0, 5.0])), torch.ones(2))
 
 
+def test_user_weights_are_sparse_rows_centred_on_each_user() -> None:
+    users, items = np.array([0, 0, 2, 2, 2]), np.array([3, 1, 0, 4, 1])
+    ratings = np.array([5.0, 3.0, 4.0, 4.0, 1.0])
+    weights = UserWeights(users, items, ratings, n_users=3, n_items=5, offset=1.0)
+    assert weights.matrix.nnz == 5  # memory follows the ratings, not users x items
+    dense = weights.dense(torch.tensor([2, 1, 0]))
+    expected = torch.zeros(3, 5)
+    expected[0, [0, 4, 1]] = torch.tensor([2.0, 2.0, -1.0])  # user 2: mean 3
+    expected[2, [3, 1]] = torch.tensor([2.0, 1e-6])  # user 0: mean 4; 0 would read "unrated"
+    assert torch.allclose(dense, expected)
+
+
 @pytest.fixture(scope="module")
 def trained():
     """Each user watches (and rates highly) one genre only; the last item is never rated."""
@@ -67,7 +79,7 @@ def trained():
             ratings.append(float(rng.integers(3, 6)))
     users, items, ratings = map(np.array, (users, items, ratings))
     module = ContentModule(80, len(movies), n_tags=5, dim=16, hidden=32, dropout=0.0, lr=0.01)
-    weights = weight_matrix(users, items, ratings, 80, len(movies), 1.0)
+    weights = UserWeights(users, items, ratings, 80, len(movies), 1.0)
     module.build(movies, {"train": weights, "test": weights})
     opt = torch.optim.Adam(module.parameters(), lr=0.01)
     batch = {"user": torch.as_tensor(users), "item": torch.as_tensor(items)}

@@ -1,4 +1,10 @@
-"""Lightning DDP (2 CPU processes, gloo): sharding without repeats, and the same validation."""
+"""Lightning DDP (2 CPU processes, gloo): sharding without repeats, and the same validation.
+
+Every fit the pipeline runs (collaborative R and S, content, sequential, hybrid) is fitted
+once as 2 processes on a tiny SYNTHETIC set; its last validation must equal one process
+validating the same weights, which fails if a user is dropped, repeated (Lightning's padding
+sampler) or counted on one process only (no reduction).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,20 @@ from training.data import TensorBatches, batches
 from training.hybrid import HybridDataModule
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs" / "ml-1m"
 DATASET = "synthetic-ml-1m-x0.02"
+BASE_STEPS = ("collaborative", "collaborative_s", "content", "sequential")
+# small and fast: one epoch, tiny sequential model; the metric each fit validates on
+SMALL = {
+    "collaborative": ["--model.init_args.n_factors=8"],
+    "collaborative_s": ["--model.init_args.n_factors=8"],
+    "content": ["--model.init_args.dim=16", "--model.init_args.hidden=32"],
+    "sequential": [
+        "--model.init_args.dim=16", "--model.init_args.max_len=20", "--data.init_args.max_len=20",
+    ],
+    "hybrid": [],
+}  # fmt: skip
+METRIC = {"collaborative": "val_rmse"}
 
 
 def test_evaluation_rows_are_split_without_repeats() -> None:
@@ -36,61 +55,6 @@ def test_training_batches_are_dealt_out_equally() -> None:
     assert len(rows) == len(set(rows))
 
 
-def _fit(args: list[str], env: dict) -> None:
-    command = [sys.executable, "-m", "training", *args]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-
-def _val_ndcg(log_dir: Path) -> float:
-    rows = [
-        row
-        for path in log_dir.rglob("metrics.csv")
-        for row in csv.DictReader(path.open())
-        if row.get("val_ndcg@10")
-    ]
-    return float(rows[-1]["val_ndcg@10"])
-
-
-def test_two_process_ddp_fit_validates_each_user_once(tmp_path: Path) -> None:
-    write_release(tmp_path / "data" / DATASET, "ml-1m", seed=0, scale=0.02)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "OMP_NUM_THREADS": "1",
-        "CONTEXTFLIX_DATA_DIR": str(tmp_path / "data"),
-    }
-    common = [
-        "--config", str(ROOT / "configs" / "ml-1m" / "sequential.yaml"),
-        f"--data.init_args.dataset={DATASET}",
-        "--model.init_args.dim=16", "--model.init_args.max_len=20", "--data.init_args.max_len=20",
-        "--trainer.accelerator=cpu",
-        "--trainer.enable_progress_bar=false",
-    ]  # fmt: skip
-    ddp = tmp_path / "ddp"
-    _fit(
-        [
-            "fit", *common, "--trainer.strategy=ddp", "--trainer.devices=2",
-            "--trainer.max_epochs=1",
-            f"--trainer.logger.init_args.save_dir={ddp}", f"--trainer.callbacks.dirpath={ddp}",
-        ],
-        env,
-    )  # fmt: skip
-    checkpoint = ddp / "best.ckpt"
-    assert checkpoint.exists()
-    single = tmp_path / "single"
-    _fit(
-        [
-            "validate", *common, "--trainer.devices=1", f"--ckpt_path={checkpoint}",
-            f"--trainer.logger.init_args.save_dir={single}",
-        ],
-        env,
-    )  # fmt: skip
-    # the 2-process validation of the last epoch saw every user once: the same figure as
-    # one process validating the same weights
-    assert _val_ndcg(ddp) == pytest.approx(_val_ndcg(single), abs=1e-6)
-
-
 def test_hybrid_users_are_split_without_repeats(monkeypatch: pytest.MonkeyPatch) -> None:
     data = HybridDataModule("ml-latest-small")
     data.setup("fit")
@@ -100,3 +64,84 @@ def test_hybrid_users_are_split_without_repeats(monkeypatch: pytest.MonkeyPatch)
         seen[rank] = torch.cat([b["row"] for b in data.val_dataloader()]).tolist()
     assert not set(seen[0]) & set(seen[1])
     assert sorted(seen[0] + seen[1]) == sorted(data.user_rows()["val"].tolist())
+
+
+def _run(args: list[str], env: dict) -> None:
+    command = [sys.executable, "-m", "training", *args]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _last(log_dir: Path, metric: str) -> float:
+    rows = [
+        row
+        for path in log_dir.rglob("metrics.csv")
+        for row in csv.DictReader(path.open())
+        if row.get(metric)
+    ]
+    return float(rows[-1][metric])
+
+
+def _common(step: str, checkpoints: dict[str, Path]) -> list[str]:
+    args = [
+        "--config", str(CONFIGS / f"{step}.yaml"),
+        f"--data.init_args.dataset={DATASET}",
+        "--trainer.accelerator=cpu",
+        "--trainer.enable_progress_bar=false",
+        *SMALL[step],
+    ]  # fmt: skip
+    if step == "hybrid":
+        args += [
+            f"--model.init_args.{name}_checkpoint={checkpoints[base]}"
+            for name, base in (
+                ("collaborative", "collaborative_s"),
+                ("content", "content"),
+                ("sequential", "sequential"),
+            )
+        ]
+    return args
+
+
+@pytest.fixture(scope="module")
+def ddp_fits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict[str, Path]]:
+    """Each step fitted for one epoch as 2 processes; the hybrid mixes the DDP-fitted bases."""
+    root = tmp_path_factory.mktemp("ddp")
+    write_release(root / "data" / DATASET, "ml-1m", seed=0, scale=0.02)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "CONTEXTFLIX_DATA_DIR": str(root / "data"),
+    }
+    checkpoints: dict[str, Path] = {}
+    for step in (*BASE_STEPS, "hybrid"):
+        folder = root / step / "ddp"
+        _run(
+            [
+                "fit", *_common(step, checkpoints),
+                "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.max_epochs=1",
+                f"--trainer.logger.init_args.save_dir={folder}",
+                f"--trainer.callbacks.dirpath={folder}",
+            ],
+            env,
+        )  # fmt: skip
+        checkpoints[step] = folder / "best.ckpt"
+        assert checkpoints[step].exists(), step
+    return root, env, checkpoints
+
+
+@pytest.mark.parametrize("step", [*BASE_STEPS, "hybrid"])
+def test_two_process_fit_validates_each_user_once(step: str, ddp_fits) -> None:
+    root, env, checkpoints = ddp_fits
+    single = root / step / "single"
+    _run(
+        [
+            "validate", *_common(step, checkpoints), "--trainer.devices=1",
+            f"--ckpt_path={checkpoints[step]}", f"--trainer.logger.init_args.save_dir={single}",
+        ],
+        env,
+    )  # fmt: skip
+    metric = METRIC.get(step, "val_ndcg@10")
+    # the 2-process validation of the last epoch saw every user once: the same figure as
+    # one process validating the same weights
+    assert _last(root / step / "ddp", metric) == pytest.approx(_last(single, metric), abs=1e-6)

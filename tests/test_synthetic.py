@@ -12,7 +12,16 @@ from contextflix.data import load_dataset
 from contextflix.data.__main__ import main as data_main
 from contextflix.data.errors import UnknownDatasetError
 from contextflix.data.releases import get_release
-from contextflix.data.synthetic import LIKE, parse_name, scaled, synthetic_name, write_release
+from contextflix.data.synthetic import (
+    GENERATOR_MARK,
+    LIKE,
+    oracle_figures,
+    parse_name,
+    scaled,
+    synthetic_name,
+    write_release,
+)
+from contextflix.evaluation.tables import metrics_table
 
 
 def test_names_round_trip_and_never_collide_with_real_releases() -> None:
@@ -113,3 +122,28 @@ def test_synthesize_command_writes_csv_for_ml25m(tmp_path: Path, capsys) -> None
     data = load_dataset("synthetic-ml-25m-x0.002", tmp_path, use_cache=False)
     assert set(np.unique(data.ratings["rating"] * 2) % 1) == {0}  # half stars
     assert len(data.ratings) == scaled(LIKE["ml-25m"], 0.002).ratings
+
+
+def test_reports_give_each_model_as_a_fraction_of_the_oracle(small_release, monkeypatch) -> None:
+    folder, info = small_release
+    monkeypatch.setenv("CONTEXTFLIX_DATA_DIR", str(folder.parent))
+    oracle = oracle_figures("synthetic-ml-1m-x0.1")
+    assert oracle == info["oracle_test"]
+    assert 0 < oracle["genre_taste_ndcg@10"] < oracle["ndcg@10"]  # no series, less popularity
+    assert oracle_figures("ml-100k") is None
+    metrics = {
+        "protocols": {"S": {"models": {"popularity": {"ndcg@10": oracle["ndcg@10"] / 4}}}},
+        "oracle": oracle,
+    }
+    assert "| popularity | 25.0% |" in metrics_table(metrics)
+
+
+def test_a_copy_from_an_earlier_generator_is_generated_again(tmp_path: Path) -> None:
+    name = "synthetic-ml-1m-x0.02"
+    stale = tmp_path / name
+    write_release(stale, "ml-1m", seed=0, scale=0.02)
+    (stale / GENERATOR_MARK).unlink()  # what a copy from before the mark looks like
+    (stale / "ratings.dat").write_text("1::1::5::956703932\n")
+    load_dataset(name, tmp_path, use_cache=False)
+    assert (stale / GENERATOR_MARK).exists()
+    assert len((stale / "ratings.dat").read_text().splitlines()) > 1

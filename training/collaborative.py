@@ -107,6 +107,7 @@ class CollaborativeModule(RankingEvaluation, L.LightningModule):
         self.model = MatrixFactorization(max(n_users, 1), max(n_items, 1), n_factors)
         self.model.reset_parameters(init_std)
         self.log_scale = torch.nn.Parameter(torch.tensor(math.log(ranking_scale)))
+        self.log_scale.requires_grad_(ranking_weight > 0)  # unused otherwise: DDP refuses those
         self.rating_range = (1.0, 5.0)
         self._rank_enabled = False
         self._reset_rmse()

