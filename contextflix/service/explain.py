@@ -23,7 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
-from contextflix.models.scoring import Requests, Scored, Scorer
+from contextflix.models.scoring import MIN_ROWS, Requests, Scored, Scorer, one_thread
 from contextflix.service.reasons import (
     LIKED_RATING,
     N_NEIGHBOURS,
@@ -114,7 +114,8 @@ class Explainer:
 
     :meth:`explain` answers a whole chunk of requests at once: the neighbours of every request
     in one product, the content occlusion deltas of every (request, item) pair in one pass.
-    Sums run in float64, so a reason is the same whether its request came alone or in a batch.
+    Content sums run in float64 and the neighbour search in products of MIN_ROWS rows or more,
+    on one thread, so a reason is the same whether its request came alone or in a batch.
     """
 
     def __init__(self, scorer: Scorer, catalog) -> None:
@@ -122,9 +123,7 @@ class Explainer:
         self.models = scorer.models
         mf, content = self.models.collaborative, self.models.content
         with torch.inference_mode():
-            self.user_unit = (
-                F.normalize(mf.user_factors.weight.double(), dim=1) if mf is not None else None
-            )
+            self.user_unit = F.normalize(mf.user_factors.weight, dim=1) if mf is not None else None
         if content is not None:
             self._prepare_content(content)
         with torch.inference_mode():  # [time of day, device, item] context lift, every cell
@@ -221,7 +220,10 @@ class Explainer:
         catalog = self.catalog
         own = np.array([int(r.user[0]) for r in requests])
         index = torch.as_tensor(list(rows), dtype=torch.long)
-        sims = F.normalize(scored.user_vectors[index].double(), dim=1) @ self.user_unit.T
+        vectors = F.normalize(scored.user_vectors[index], dim=1)
+        with one_thread():  # a product of MIN_ROWS rows or more: the same bits in any batch
+            padded = F.pad(vectors, (0, 0, 0, max(0, MIN_ROWS - len(vectors))))
+            sims = (padded @ self.user_unit.T)[: len(vectors)]
         known = np.flatnonzero(own >= 0)
         sims[known, own[known]] = float("-inf")  # never one's own neighbour
         k = min(N_NEIGHBOURS, catalog.n_users)
