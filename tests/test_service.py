@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bench.serve import quick_bundle
-from contextflix.service import Recommender, RecommenderError, reasons
+from contextflix.service import Recommender, RecommenderError, explain, reasons
 from contextflix.service.recommender import CHUNK
 from contextflix.service.requests import parse_request
 from tests.support import sequential_occlusion
@@ -81,7 +81,23 @@ def test_collaborative_evidence_names_true_neighbours(service: Recommender, bund
             named += 1
         if evidence["neighbours"]:
             assert item["explanation"].startswith(f"{len(evidence['neighbours'])} of the 50 users")
+        assert evidence["searched"] is None  # every user: fewer than NEIGHBOUR_POOL
     assert named > 0
+
+
+def test_neighbours_are_searched_among_the_most_active_users(bundle, monkeypatch) -> None:
+    """At ML-25M sizes the search covers the NEIGHBOUR_POOL most active users, and says so."""
+    monkeypatch.setattr(explain, "NEIGHBOUR_POOL", 100)
+    small = Recommender(bundle, cache_size=0)
+    activity = np.diff(small.catalog.h_start)
+    active = set(small.catalog.user_ids[np.argsort(-activity, kind="stable")[:100]].tolist())
+    out = small.recommend(user_id=USER, k=10, model="collaborative")
+    named = [n for item in out["items"] for n in item["reasons"][0]["evidence"]["neighbours"]]
+    assert named and {n["user_id"] for n in named} <= active
+    evidence = out["items"][0]["reasons"][0]["evidence"]
+    assert evidence["searched"] == 100 and evidence["n_neighbours"] == 50
+    if evidence["neighbours"]:
+        assert "users most like you (of the 100 most active)" in out["items"][0]["explanation"]
 
 
 def test_sequential_evidence_is_in_the_history(service: Recommender) -> None:

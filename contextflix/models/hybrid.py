@@ -92,4 +92,8 @@ class ContextHybrid(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mix standardised scores [B, n_sources, n_items] -> ([B, n_items], weights [B, n_sources])."""
         w = self.weights(time_of_day, device, history_length, available)
-        return self.log_scale.exp() * (w[:, :, None] * scores).sum(1), w
+        return self.mix(scores, w), w
+
+    def mix(self, scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """[B, n_items]: standardised scores [B, n_sources, n_items] weighted by trust."""
+        return self.log_scale.exp() * (weights[:, :, None] * scores).sum(1)

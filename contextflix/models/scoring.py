@@ -11,7 +11,7 @@ pass answers is a ``Scored`` (contextflix/models/scored.py); both re-exported he
 
 Two details make "the same ranking" exact rather than nearly so:
 
-- Passes of one thread and at least ``MIN_ROWS`` rows. CPU matrix kernels choose their
+- One thread, and matrix products of at least ``MIN_ROWS`` rows. CPU matrix kernels choose their
   summation order by the shape of the product and by how many threads share it: a user's
   scores computed alone (1 to 3 rows) or on two threads differ in the last bits from the same
   user's scores in a batch, enough to swap two near-equal items. On one thread, passes of 4
@@ -19,11 +19,11 @@ Two details make "the same ranking" exact rather than nearly so:
   the models make (tests/test_serving_parity.py checks it). Seen exception: a product with
   fewer than 16 outputs and an input width not a multiple of 4 depends on the row's place,
   so a hybrid gate narrower than 16 (``hidden``; the configs use 16) is exact only nearly. The
-  Scorer therefore scores on one intra-op thread, in passes of ``MIN_ROWS`` to ``MAX_ROWS``
-  rows (a short one padded with empty requests, which the sequential model skips: its own
-  products always have enough rows), grouped by the sequence length their own history
-  needs: a request's scores do not depend on what else is in its batch, nor on the
-  machine's core count.
+  Scorer therefore scores on one intra-op thread, in passes of up to ``MAX_ROWS`` requests
+  grouped by the sequence length their own history needs, and pads the inputs of every
+  product to at least MIN_ROWS rows (:func:`at_least_rows`; the sequential model does so
+  itself): a request's scores do not depend on what else is in its batch, nor on the
+  machine's core count. Everything else is row by row (elementwise, per-row reductions).
 - Ties broken once. Some models give several items exactly the same score (content: movies
   with identical features; popularity: equal counts). A served list must order them; protocol
   S ranks a target behind every item tied with it. :meth:`Scorer.ranking_key` breaks exact
@@ -60,6 +60,7 @@ __all__ = [
     "Scored",
     "Scorer",
     "Targets",
+    "at_least_rows",
     "fit_popularity",
     "one_thread",
     "protocol_s_targets",
@@ -181,7 +182,7 @@ class Scorer:
         ``lengths``: as in :meth:`raw`.
         """
         parts = [
-            (rows, self._score_block(block, [model], length, len(rows))[model])
+            (rows, self._score_block(block, [model], length)[model])
             for rows, block, length in self._blocks(requests, lengths)
         ]
         return Scored.gather(parts, len(requests))
@@ -190,7 +191,7 @@ class Scorer:
     def scores(self, requests: Requests, models: Sequence[str]) -> dict[str, torch.Tensor]:
         """{model: [B, n_items] scores} of several models, context-free sources shared."""
         parts = [
-            (rows, self._score_block(block, models, length, len(rows)))
+            (rows, self._score_block(block, models, length))
             for rows, block, length in self._blocks(requests)
         ]
         return {m: gather_rows([(r, p[m].scores) for r, p in parts], len(requests)) for m in models}
@@ -209,7 +210,7 @@ class Scorer:
         """
         sources = self.models.available if sources is None else sources
         parts = [
-            (rows, self._raw_block(block, sources, length, len(rows)).raw)
+            (rows, self._raw_block(block, sources, length).raw)
             for rows, block, length in self._blocks(requests, lengths)
         ]
         return {s: gather_rows([(r, p[s]) for r, p in parts], len(requests)) for s in sources}
@@ -222,7 +223,7 @@ class Scorer:
         excluded): the hybrid's input, as its training sees it."""
         z, excluded = [], []
         for rows, block, length in self._blocks(requests):
-            raw = self._raw_block(block, sources, length, len(rows)).raw
+            raw = self._raw_block(block, sources, length).raw
             out = self.excluded(block)
             z.append((rows, _standardised(raw, sources, out)))
             excluded.append((rows, out))
@@ -239,7 +240,7 @@ class Scorer:
 
         Rows are grouped by the sequence length their own history needs
         (:func:`sequential_length`), so every row is computed in a pass of the same width,
-        whatever else is in the batch; passes hold MIN_ROWS to MAX_ROWS rows.
+        whatever else is in the batch; passes hold at most MAX_ROWS rows.
         """
         lengths = requests.history_length if lengths is None else lengths
         sequential = self.models.sequential
@@ -253,24 +254,23 @@ class Scorer:
             for start in range(0, len(rows), MAX_ROWS):
                 chunk = torch.tensor(rows[start : start + MAX_ROWS])
                 block = requests if len(chunk) == len(requests) else requests.take(chunk)
-                block = block.padded(max(len(chunk), MIN_ROWS), width)
+                block = block.padded(len(chunk), width)
                 out.append((chunk, block, length))
         return out
 
     def _score_block(
-        self, requests: Requests, models: Sequence[str], length: int, real: int
+        self, requests: Requests, models: Sequence[str], length: int
     ) -> dict[str, Scored]:
-        """Every model's Scored for one pass (its first ``real`` rows requests, the rest
-        padding), context-free sources computed once."""
+        """Every model's Scored for one pass, context-free sources computed once."""
         variants = {"full": requests}
         if "hybrid_no_context" in models:
             variants["none"] = requests.without_context()
         needed = {s for m in models for s in self.sources_of(m)}
-        passes = {"full": self._raw_block(requests, needed, length, real)}
+        passes = {"full": self._raw_block(requests, needed, length)}
         if "none" in variants:
             full = passes["full"]
             shared = {s: full.raw[s] for s in CONTEXT_FREE if s in full.raw}
-            rest = self._raw_block(variants["none"], needed - set(shared), length, real)
+            rest = self._raw_block(variants["none"], needed - set(shared), length)
             rest.raw.update(shared)
             rest.user_vectors, rest.profiles = full.user_vectors, full.profiles
             passes["none"] = rest
@@ -291,17 +291,18 @@ class Scorer:
     def _mix(
         self, model: str, requests: Requests, raw: dict[str, torch.Tensor], excluded: torch.Tensor
     ) -> Scored:
-        """The hybrid's score: its weights times the z-scores, as ContextHybrid.forward mixes."""
+        """The hybrid's score: its weights times the z-scores, as ContextHybrid.forward mixes
+        (its gate's products on at least MIN_ROWS rows)."""
         hybrid = self.hybrids[model]
         present = torch.tensor([s in raw for s in hybrid.sources])
         stacked = _standardised(raw, hybrid.sources, excluded)
-        mixed, weights = hybrid(
-            stacked,
-            requests.target_time_of_day,
-            requests.target_device,
-            requests.history_length,
+        weights = hybrid.weights(
+            at_least_rows(requests.target_time_of_day),
+            at_least_rows(requests.target_device),
+            at_least_rows(requests.history_length),
             available=present,
-        )
+        )[: len(requests)]
+        mixed = hybrid.mix(stacked, weights)
         scale = hybrid.log_scale.exp()
         used = [s for s in hybrid.sources if s in raw]
         index = {s: j for j, s in enumerate(hybrid.sources)}
@@ -313,10 +314,9 @@ class Scorer:
             raw={s: raw[s] for s in used},
         )
 
-    def _raw_block(self, requests: Requests, sources, length: int, real: int) -> Pass:
+    def _raw_block(self, requests: Requests, sources, length: int) -> Pass:
         """Each source's [B, n_items] scores of one pass with their evidence; the sequential
-        model reads its sequences ``length`` long, and only the ``real`` rows (its products
-        have enough rows without padding requests, see SequentialRecommender.score_last)."""
+        model reads its sequences ``length`` long."""
         models, done = self.models, Pass({})
         if "popularity" in sources:
             done.raw["popularity"] = models.popularity.score(
@@ -324,20 +324,18 @@ class Scorer:
             )
         if "collaborative" in sources and models.collaborative is not None:
             bias, done.user_vectors = self._user_vectors(requests)
-            done.raw["collaborative"] = models.collaborative.score_vectors(bias, done.user_vectors)
+            scores = models.collaborative.score_vectors(
+                at_least_rows(bias), at_least_rows(done.user_vectors)
+            )
+            done.raw["collaborative"] = scores[: len(requests)]
         if "content" in sources and models.content is not None:
             done.profiles = self._profiles(requests)
-            cosine = done.profiles @ self.encodings.T
+            cosine = (at_least_rows(done.profiles) @ self.encodings.T)[: len(requests)]
             done.raw["content"] = self._content_scale * cosine + self._content_prior
         if "sequential" in sources and models.sequential is not None:
-            scores, attention = sequential_scores(
-                models.sequential, requests.slice(0, real), length, True
-            )
-            padding = len(requests) - real
-            done.raw["sequential"] = F.pad(scores, (0, 0, 0, padding))
-            done.attention = F.pad(
-                attention, (models.sequential.max_len - attention.shape[1], 0, 0, padding)
-            )
+            scores, attention = sequential_scores(models.sequential, requests, length, True)
+            done.raw["sequential"] = scores
+            done.attention = F.pad(attention, (models.sequential.max_len - attention.shape[1], 0))
         return done
 
     def _user_vectors(self, requests: Requests) -> tuple[torch.Tensor, torch.Tensor]:
@@ -365,7 +363,8 @@ class Scorer:
         mean = (requests.ratings * present).sum(1, keepdim=True) / count  # exact: star sums
         w = (self.models.content.weight_offset + requests.ratings - mean) * present
         weights = torch.zeros(len(requests), self.n_items + 1).scatter_(1, requests.items, w)
-        return F.normalize(weights[:, 1:] @ self.encodings, dim=-1)
+        profiles = at_least_rows(weights[:, 1:]) @ self.encodings
+        return F.normalize(profiles[: len(requests)], dim=-1)
 
     # --- ranking ----------------------------------------------------------------------------
 
@@ -387,6 +386,15 @@ class Scorer:
         k = min(k, self.n_items)
         best, index = key.topk(k, dim=1)
         return index.masked_fill(best == float("-inf"), -1)
+
+
+def at_least_rows(values: torch.Tensor) -> torch.Tensor:
+    """``values`` with zero rows appended up to MIN_ROWS: a matrix product of them then has
+    the same bits for each row however few requests share it (module docstring)."""
+    missing = MIN_ROWS - len(values)
+    if missing <= 0:
+        return values
+    return torch.cat([values, values.new_zeros((missing, *values.shape[1:]))])
 
 
 def _standardised(

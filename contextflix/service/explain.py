@@ -23,10 +23,11 @@ import torch
 from torch.nn import functional as F
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
-from contextflix.models.scoring import MIN_ROWS, Requests, Scored, Scorer, one_thread
+from contextflix.models.scoring import Requests, Scored, Scorer, at_least_rows, one_thread
 from contextflix.service.reasons import (
     LIKED_RATING,
     N_NEIGHBOURS,
+    NEIGHBOUR_POOL,
     collaborative_reason,
     content_reason,
     popularity_reason,
@@ -122,8 +123,14 @@ class Explainer:
         self.scorer, self.catalog = scorer, catalog
         self.models = scorer.models
         mf, content = self.models.collaborative, self.models.content
-        with torch.inference_mode():
-            self.user_unit = F.normalize(mf.user_factors.weight, dim=1) if mf is not None else None
+        if mf is not None:  # the NEIGHBOUR_POOL most active users, in index order
+            activity = np.diff(catalog.h_start)
+            self.pool = np.sort(np.argsort(-activity, kind="stable")[:NEIGHBOUR_POOL])
+            self._pool_position = np.full(catalog.n_users, -1)
+            self._pool_position[self.pool] = np.arange(len(self.pool))
+            with torch.inference_mode():
+                weights = mf.user_factors.weight[torch.from_numpy(self.pool)]
+                self.user_unit = F.normalize(weights, dim=1)
         if content is not None:
             self._prepare_content(content)
         with torch.inference_mode():  # [time of day, device, item] context lift, every cell
@@ -215,20 +222,22 @@ class Explainer:
     def _collaborative(
         self, requests: Sequence[Requests], scored: Scored, rows: Sequence[int], tops
     ) -> list[list[dict]]:
-        """Nearest users by MF factors (to the trained or folded-in vector) who rated each
-        item LIKED_RATING or more; every request's neighbours from one product."""
-        catalog = self.catalog
+        """Nearest users by MF factors (to the trained or folded-in vector) among the
+        NEIGHBOUR_POOL most active who rated each item LIKED_RATING or more; every request's
+        neighbours from one product."""
+        catalog, pool = self.catalog, len(self.pool)
         own = np.array([int(r.user[0]) for r in requests])
         index = torch.as_tensor(list(rows), dtype=torch.long)
         vectors = F.normalize(scored.user_vectors[index], dim=1)
         with one_thread():  # a product of MIN_ROWS rows or more: the same bits in any batch
-            padded = F.pad(vectors, (0, 0, 0, max(0, MIN_ROWS - len(vectors))))
-            sims = (padded @ self.user_unit.T)[: len(vectors)]
-        known = np.flatnonzero(own >= 0)
-        sims[known, own[known]] = float("-inf")  # never one's own neighbour
-        k = min(N_NEIGHBOURS, catalog.n_users)
-        neighbours = sims.topk(k, dim=1).indices.numpy()  # [R, k], own last when k = n_users
-        counts = np.where(own >= 0, min(N_NEIGHBOURS, catalog.n_users - 1), k)
+            sims = (at_least_rows(vectors) @ self.user_unit.T)[: len(vectors)]
+        position = np.where(own >= 0, self._pool_position[own.clip(min=0)], -1)
+        inside = np.flatnonzero(position >= 0)
+        sims[inside, position[inside]] = float("-inf")  # never one's own neighbour
+        k = min(N_NEIGHBOURS, pool)
+        neighbours = self.pool[sims.topk(k, dim=1).indices.numpy()]  # own last when k = pool
+        counts = np.where(position >= 0, min(N_NEIGHBOURS, pool - 1), k)
+        searched = pool if pool < catalog.n_users else None
         width = max(len(top) for top in tops)
         items = np.array([list(top) + [0] * (width - len(top)) for top in tops])  # [R, width]
         keys = neighbours[:, :, None] * catalog.n_items + items[:, None, :]
@@ -252,7 +261,7 @@ class Explainer:
                         strict=True,
                     )
                 ]
-                reasons.append(collaborative_reason(liked_by, n, predicted[i][col]))
+                reasons.append(collaborative_reason(liked_by, n, predicted[i][col], searched))
             out.append(reasons)
         return out
 

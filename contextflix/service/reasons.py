@@ -23,6 +23,10 @@ DEVICE_PHRASES = {
 
 N_NEIGHBOURS = 50
 """Users "most like you" that the collaborative reason counts among."""
+NEIGHBOUR_POOL = 20_000
+"""Users searched for those most like you: the most active (every user of ml-100k and ml-1m,
+an eighth of ML-25M's), so a reason costs the same at every size and quotes users whose
+ratings say something."""
 LIKED_RATING = 4.0
 """A rating at or above this is a "like" (4 or 5 stars; 4.0 and up on half-star scales)."""
 MIN_CONTEXT_SUPPORT = 5
@@ -54,11 +58,15 @@ def join_names(names: Sequence[str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def collaborative_reason(liked_by: list[dict], n_neighbours: int, predicted_rating: float) -> dict:
-    """How many of the nearest users (by MF user factors) rated the item LIKED_RATING or more."""
+def collaborative_reason(
+    liked_by: list[dict], n_neighbours: int, predicted_rating: float, searched: int | None = None
+) -> dict:
+    """How many of the nearest users (by MF user factors) rated the item LIKED_RATING or more;
+    ``searched``: how many of the most active users were searched, None for all."""
     if liked_by:
+        among = "" if searched is None else f" (of the {searched:,} most active)"
         text = (
-            f"{len(liked_by)} of the {n_neighbours} users most like you "
+            f"{len(liked_by)} of the {n_neighbours} users most like you{among} "
             f"rated it {LIKED_RATING:g} or higher"
         )
     else:
@@ -69,6 +77,7 @@ def collaborative_reason(liked_by: list[dict], n_neighbours: int, predicted_rati
         "evidence": {
             "neighbours": liked_by,
             "n_neighbours": n_neighbours,
+            "searched": searched,
             "liked_rating": LIKED_RATING,
             "predicted_rating": round(predicted_rating, 2),
         },
