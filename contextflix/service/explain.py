@@ -16,7 +16,7 @@ multiply a recommendation's cost many times; attention picks the few worth tryin
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -167,20 +167,19 @@ class Explainer:
         self,
         requests: Sequence[Requests],
         scored: Scored,
+        rows: Sequence[int],
         tops: Sequence[list[int]],
         cold: Sequence[bool],
-        occlusions: Callable[[], Sequence[tuple[torch.Tensor, list[int]] | None]],
+        occlusions: Sequence[tuple[torch.Tensor, list[int]] | None],
     ) -> list[dict[str, list[dict]]]:
         """Per request, {source: one reason per top item} for every source that contributed.
 
-        ``requests`` are one-row; request i is row i of ``scored`` and recommends ``tops[i]``.
-        ``occlusions()[i]``: the sequential scores of its occlusion variants and the items
-        they remove (see :func:`occlusions`), or None; called last, so they may still be
-        being computed while the other reasons are.
+        ``requests`` are one-row; request i is row ``rows[i]`` of ``scored`` and recommends
+        ``tops[i]``. ``occlusions[i]``: the sequential scores of its occlusion variants and
+        the items they remove (scored with the request, see occlusion_variants), or None.
         """
         out: list[dict[str, list[dict]]] = [{} for _ in requests]
         sources = scored.contributions
-        rows = range(len(requests))
         if "popularity" in sources:
             for i, request in enumerate(requests):
                 out[i]["popularity"] = self._popularity(request, tops[i], cold[i])
@@ -191,7 +190,7 @@ class Explainer:
             for i, reasons in enumerate(self._content(requests, scored, rows, tops)):
                 out[i]["content"] = reasons
         if "sequential" in sources:
-            for i, occlusion in enumerate(occlusions()):
+            for i, occlusion in enumerate(occlusions):
                 found = (
                     [(None, 0.0)] * len(tops[i])
                     if occlusion is None

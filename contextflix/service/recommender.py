@@ -250,7 +250,7 @@ class Recommender:
                        for start in range(0, len(members), size)]  # fmt: skip
         answers: list[dict] = [{}] * len(queries)
         done = (
-            [self._answer_chunk(*chunks[0], queries, rows, beside=WORKERS > 1)]
+            [self._answer_chunk(model, members, queries, rows) for model, members in chunks]
             if len(chunks) == 1
             else self._workers.map(lambda c: self._answer_chunk(*c, queries, rows), chunks)
         )
@@ -261,60 +261,58 @@ class Recommender:
 
     @torch.inference_mode()
     def _answer_chunk(
-        self,
-        model: str,
-        members: list[int],
-        queries: list[_Query],
-        rows: list[Requests],
-        beside: bool = False,
+        self, model: str, members: list[int], queries: list[_Query], rows: list[Requests]
     ) -> list[dict]:
         """The answers of ``members`` (indices into queries and rows), scored by ``model``.
 
         A request to a model that uses the sequential source also has its occlusion variants
-        scored (:meth:`_occlusions`); with ``beside`` (a lone chunk, the workers idle) on a
-        worker thread while this one ranks and explains the rest: on two cores that hides
-        most of the variants' pass. The explanations of the chunk are computed together.
+        scored (_score_explained); the explanations of the chunk are computed together.
         """
         requests = [rows[n] for n in members]
-        batch = Requests.concat(requests)
-        scored = self.scorer.score(batch, model)
-        sequential = "sequential" in self.scorer.sources_of(model)
-        if sequential and beside:
-            pending = self._workers.submit(self._occlusions, model, batch, scored).result
+        if "sequential" in self.scorer.sources_of(model):
+            scored, occlusions = self._score_explained(model, requests)
         else:
-            found = self._occlusions(model, batch, scored) if sequential else [None] * len(batch)
-            pending = lambda: found  # noqa: E731 (the explainer calls it when it needs them)
+            scored = self.scorer.score(Requests.concat(requests), model)
+            occlusions = [None] * len(members)
         allowed = self._allowed([queries[n] for n in members], requests)
         k = max(queries[n].k for n in members)
         ranked = self.scorer.top_k(scored.scores, allowed, k).tolist()
         tops = [[item for item in ranked[i][: queries[n].k] if item >= 0]
                 for i, n in enumerate(members)]  # fmt: skip
         reasons = self.explainer.explain(
-            requests, scored, tops, [_cold(queries[n]) for n in members], pending
+            requests,
+            scored,
+            range(len(members)),
+            tops,
+            [_cold(queries[n]) for n in members],
+            occlusions,
         )
         return [self._result(queries[n], scored, i, tops[i], reasons[i])
                 for i, n in enumerate(members)]  # fmt: skip
 
-    @torch.inference_mode()
-    def _occlusions(
-        self, model: str, batch: Requests, scored: Scored
-    ) -> list[tuple[torch.Tensor, list[int]] | None]:
-        """Per request, its occlusion variants' sequential scores and removed items (or None).
+    def _score_explained(
+        self, model: str, requests: list[Requests]
+    ) -> tuple[Scored, list[tuple[torch.Tensor, list[int]] | None]]:
+        """The requests' Scored and, per request, its occlusion variants' sequential scores
+        and removed items (or None), for a model that uses the sequential source.
 
-        The requests' attention (their own scoring pass) picks each one's variants; they are
-        scored in one Scorer pass, read as the model reads them (no context for
-        hybrid_no_context) at their request's width, so a request's reasons are the same
-        alone or in a batch.
+        Two passes for the whole chunk: the requests (whose attention picks each one's
+        variants), then every variant, read as its model reads it (no context for
+        hybrid_no_context) at its request's width. Both are Scorer passes, so a request's
+        reasons are the same alone or in a batch.
         """
+        batch = Requests.concat(requests)
+        scored = self.scorer.score(batch, model)
         reads = batch.without_context() if model == "hybrid_no_context" else batch
         variants, lengths, spans, removed = occlusions(reads, scored.attention)
-        if not any(removed):
-            return [None] * len(batch)
+        if not removed or not any(removed):
+            return scored, [None] * len(requests)
         sequential = self.scorer.raw(variants, ["sequential"], lengths)["sequential"]
-        return [
+        found = [
             (sequential[span], items) if items else None
             for span, items in zip(spans, removed, strict=True)
         ]
+        return scored, found
 
     def _allowed(self, queries: list[_Query], requests: list[Requests]) -> torch.Tensor:
         """[B, n_items]: the catalogue, in the chosen genres, unseen unless asked otherwise."""
