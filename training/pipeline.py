@@ -65,13 +65,12 @@ def _limit_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def step_runner(workers: int) -> Executor:
-    """Where the steps run: here (1 worker) or in ``workers`` processes sharing the threads."""
+def step_runner(workers: int, threads: int) -> Executor:
+    """Where the steps run: here (1 worker) or in ``workers`` processes of ``threads`` each."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, not {workers}")
     if workers == 1:
         return InProcess()
-    threads = max(1, torch.get_num_threads() // workers)
     return ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
@@ -144,8 +143,13 @@ def pipeline(
         finished += 1
         print(f"stage {finished + 1}/{len(stages)}: {stages[finished]}", flush=True)
 
+    # One thread budget: each process of the run, this one included, gets its share. More
+    # threads than cores left free make torch's threads spin-wait for each other: the
+    # ml-latest-small evaluation took 199 s with 2 threads beside other work, 4.6 s with 1.
+    workers = int(plan.get("workers", 1))
+    torch.set_num_threads(max(1, torch.get_num_threads() // workers))
     print(f"stage 1/{len(stages)}: {stages[0]}", flush=True)
-    with step_runner(int(plan.get("workers", 1))) as runner:
+    with step_runner(workers, torch.get_num_threads()) as runner:
         # the slowest step first, so it starts at once
         order = sorted(BASE_STEPS, key=lambda step: step != "sequential")
         fits = {
@@ -206,7 +210,7 @@ def pipeline(
                 "seconds": {k: round(v, 1) for k, v in timings.items()},
                 "configs": {step: configs[step] for step in (*BASE_STEPS, "hybrid")},
                 "torch_threads": torch.get_num_threads(),
-                "workers": int(plan.get("workers", 1)),
+                "workers": workers,
             },
         },
         models=base,
