@@ -6,10 +6,10 @@ training logic of its own: it passes each base model's best checkpoint to the hy
 the test sets once, and hands everything to the bundle export.
 
 The base models do not depend on each other, nor do the two hybrids, so with ``workers: 2``
-(the plan's) they are fitted by two worker processes at once, the process's thread budget
-split between them: small models use one core badly (most of a step is Python and
-memory-bound kernels), two processes use two cores well. ``workers: 1`` runs every step in
-this process, one after the other.
+(the plan's) they are fitted by two worker processes at once, the thread budget split
+between them: a one-thread process per core keeps both cores busy, where one process with two
+threads gains little on these small models. ``workers: 1`` runs every step in this process,
+one after the other.
 """
 
 from __future__ import annotations
@@ -46,9 +46,8 @@ def _fit(config: str, overrides: list[str], rating_test: bool = False) -> dict:
         raise RuntimeError(f"{type(cli.model).__name__} saved no checkpoint; check its config")
     fit = {"checkpoint": path, "seconds": seconds}
     if rating_test:
-        fit["test"] = cli.trainer.test(ckpt_path="best", datamodule=cli.datamodule, verbose=False)[
-            0
-        ]
+        tested = cli.trainer.test(ckpt_path="best", datamodule=cli.datamodule, verbose=False)
+        fit["test"] = tested[0]
     return fit
 
 
