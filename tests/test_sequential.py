@@ -176,3 +176,37 @@ def test_log_q_correction_removes_the_popularity_bias_of_the_proposal():
         optimizer.step()
     spread = scores.detach() - scores.detach().mean()
     assert spread.abs().max() < 0.35  # uncorrected, rare items would score ~log(30) higher
+
+
+def test_gbce_at_t_zero_is_plain_binary_cross_entropy():
+    from training.losses import gbce
+
+    torch.manual_seed(0)
+    positive, negative = torch.randn(5), torch.randn(5, 8)
+    targets, negatives = torch.arange(5) + 20, torch.arange(8)  # no negative is a target
+    logits = torch.cat([positive[:, None], negative], dim=1)
+    labels = torch.zeros_like(logits)
+    labels[:, 0] = 1.0
+    plain = F.binary_cross_entropy_with_logits(logits, labels)
+    assert torch.allclose(gbce(positive, negative, targets, negatives, N_ITEMS, t=0.0), plain)
+
+
+def test_gbce_weighs_the_positive_by_beta_and_leaves_out_the_target_as_negative():
+    """At t = 1, beta = alpha = K / (n_items - 1); a negative equal to the target adds nothing."""
+    from training.losses import gbce
+
+    torch.manual_seed(0)
+    positive, negative = torch.randn(5), torch.randn(5, 8)
+    negatives = torch.arange(8)
+    targets = torch.tensor([3, 20, 21, 22, 23])  # row 0's target is negative number 3
+    alpha = 8 / (N_ITEMS - 1)
+    wanted = torch.ones(5, 8)
+    wanted[0, 3] = 0.0
+    expected = -(alpha * F.logsigmoid(positive) + (F.logsigmoid(-negative) * wanted).sum(1))
+    loss = gbce(positive, negative, targets, negatives, N_ITEMS, t=1.0)
+    assert torch.allclose(loss, expected.mean() / 9)
+    moved = negative.clone()
+    moved[0, 3] = 50.0  # the left-out entry's logit does not matter
+    assert torch.allclose(gbce(positive, moved, targets, negatives, N_ITEMS, t=1.0), loss)
+    with pytest.raises(ValueError, match="t must be"):
+        gbce(positive, negative, targets, negatives, N_ITEMS, t=1.5)

@@ -4,7 +4,8 @@ Training: every valid position of each window (input and target both present) is
 example, all positions in one forward pass. The loss is the softmax cross-entropy over the
 whole catalogue (``negatives=0``), or, where the catalogue is large, the sampled softmax of
 ``training.losses`` (``negatives`` shared draws from training popularity to the power
-``sample_power``, log-Q corrected), whose cost per step does not grow with the catalogue.
+``sample_power``, log-Q corrected), or with ``loss: gbce`` gSASRec's gBCE against ``negatives``
+uniform draws; neither's cost per step grows with the catalogue.
 With ``schedule: onecycle`` the learning rate follows a one-cycle schedule (linear warm-up,
 cosine decay) over ``trainer.max_epochs``, so a few epochs at a higher peak rate replace many
 at a fixed one (``constant``, the default).
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from contextflix.evaluation.metrics import history_mask, ranking_metrics, target_ranks
 from contextflix.models.sequential import UNKNOWN, SequentialRecommender
 from training.distributed import mean_over_processes
-from training.losses import popularity_log_q, sample_negatives, sampled_cross_entropy
+from training.losses import gbce, popularity_log_q, sample_negatives, sampled_cross_entropy
 
 
 class SequentialModule(L.LightningModule):
@@ -44,6 +45,8 @@ class SequentialModule(L.LightningModule):
         context_dropout: float = 0.1,
         negatives: int = 0,
         sample_power: float = 1.0,
+        loss: str = "softmax",
+        gbce_t: float = 0.75,
         schedule: str = "constant",
         warmup_fraction: float = 0.1,
     ) -> None:
@@ -52,6 +55,10 @@ class SequentialModule(L.LightningModule):
             raise ValueError(f"schedule must be 'onecycle' or 'constant', not {schedule!r}")
         if negatives < 0:
             raise ValueError(f"negatives must be >= 0, not {negatives}")
+        if loss not in ("softmax", "gbce"):
+            raise ValueError(f"loss must be 'softmax' or 'gbce', not {loss!r}")
+        if loss == "gbce" and not negatives:
+            raise ValueError("loss 'gbce' needs negatives > 0")
         self.save_hyperparameters()
         self.model = SequentialRecommender(n_items, dim, heads, layers, max_len, dropout)
         self._ranks: list[torch.Tensor] = []
@@ -66,7 +73,8 @@ class SequentialModule(L.LightningModule):
             return
         data = datamodule.data
         items = data.ratings["item_idx"].to_numpy()[data.s.train]
-        self._log_q = popularity_log_q(items, self.model.n_items, self.hparams.sample_power)
+        power = 0.0 if self.hparams.loss == "gbce" else self.hparams.sample_power  # gBCE: uniform
+        self._log_q = popularity_log_q(items, self.model.n_items, power)
 
     # ----- training ---------------------------------------------------------------------
 
@@ -89,16 +97,19 @@ class SequentialModule(L.LightningModule):
         return loss
 
     def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of ``targets`` (item_idx) given hidden states [N, D]: full or sampled."""
+        """Loss of ``targets`` (item_idx) given hidden states [N, D]: full, sampled or gBCE."""
         if not self.hparams.negatives:
             return F.cross_entropy(self.model.logits(hidden), targets)
         log_q = self._log_q.to(hidden.device)
         negatives = sample_negatives(log_q, self.hparams.negatives)
         table = self.model.item_emb.weight[1:]
         positive = (hidden * table[targets]).sum(-1)
-        return sampled_cross_entropy(
-            positive, hidden @ table[negatives].T, targets, negatives, log_q
-        )
+        negative = hidden @ table[negatives].T
+        if self.hparams.loss == "gbce":
+            return gbce(
+                positive, negative, targets, negatives, self.model.n_items, self.hparams.gbce_t
+            )
+        return sampled_cross_entropy(positive, negative, targets, negatives, log_q)
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
