@@ -39,6 +39,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -330,6 +331,7 @@ def load_bundle(path: str | Path, data_dir: str | Path | None = None) -> Bundle:
     if rebuild:
         tables.update(_rebuild(path, config, rebuild, data_dir))
     catalog, interactions, users = (tables[t] for t in TABLES)
+    interactions = interactions[list(REQUIRED_COLUMNS["interactions"])]  # what serving reads
     catalog["genres"] = catalog["genres"].map(list)
     _check_ids(path, config, catalog, users)
     return Bundle(
@@ -428,15 +430,20 @@ def _rebuild(
 
 
 def _read_table(folder: Path, table: str) -> pd.DataFrame:
+    """The table; of the interactions only the columns serving reads (at 25M ratings, reading
+    the other columns is most of a load)."""
     file = folder / f"{table}.parquet"
     try:
-        frame = pd.read_parquet(file)
+        names = pq.read_schema(file).names
+        missing = [c for c in REQUIRED_COLUMNS[table] if c not in names]
+        if missing:
+            raise BundleError(f"{file}: lacks the columns {missing}")
+        columns = list(REQUIRED_COLUMNS[table]) if table == "interactions" else None
+        return pd.read_parquet(file, columns=columns)
+    except BundleError:
+        raise
     except Exception as error:  # pyarrow raises several types for a broken file
         raise BundleError(f"{file}: not a readable parquet file ({error})") from error
-    missing = [c for c in REQUIRED_COLUMNS[table] if c not in frame.columns]
-    if missing:
-        raise BundleError(f"{file}: lacks the columns {missing}")
-    return frame
 
 
 def _check_ids(folder: Path, config: dict, catalog: pd.DataFrame, users: pd.DataFrame) -> None:

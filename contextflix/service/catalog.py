@@ -131,8 +131,11 @@ class Catalog:
         self.pair_key = pair[pair_order]
         self.pair_rating = self.h_rating[pair_order]
         liked = self.h_rating >= LIKED_RATING
-        # by item, then user: one sort of a combined key (equal keys are equal rows)
-        by_item = np.argsort(self.h_item[liked] * max(self.n_users, 1) + self.h_user[liked])
+        # by item, then user: a stable sort by item keeps the rows' (user, time) order; item
+        # indices that fit 16 bits sort by radix, in linear time (59k movies at ML-25M)
+        items = self.h_item[liked]
+        by_item = np.argsort(items.astype(np.uint16) if self.n_items <= 1 << 16 else items,
+                             kind="stable")  # fmt: skip
         self._liker_item = self.h_item[liked][by_item]
         self._liker_user = self.h_user[liked][by_item]
         self._liker_start = np.searchsorted(self._liker_item, np.arange(self.n_items + 1))
