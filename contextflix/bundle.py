@@ -47,6 +47,7 @@ from torch import nn
 
 from contextflix.bundle_data import (
     DATA_TABLES,
+    SERVED_INTERACTION_COLUMNS,
     rebuild_data_tables,
     table_records,
     withheld_files,
@@ -75,7 +76,7 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
 TABLES = ("catalog", "interactions", "users")
 REQUIRED_COLUMNS = {
     "catalog": ("item_id", "title", "year", "genres", "n_ratings"),
-    "interactions": ("user_idx", "item_idx", "rating", "timestamp", "time_of_day", "device"),
+    "interactions": SERVED_INTERACTION_COLUMNS,
     "users": ("user_id", "n_ratings", "timezone"),
 }
 MANIFEST = "manifest.json"
