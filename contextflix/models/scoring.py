@@ -21,7 +21,7 @@ Two details make "the same ranking" exact rather than nearly so:
   so a hybrid gate narrower than 16 (``hidden``; the configs use 16) is exact only nearly. The
   Scorer therefore scores on one intra-op thread, in passes of up to ``MAX_ROWS`` requests
   grouped by the sequence length their own history needs, and pads the inputs of every
-  product to at least MIN_ROWS rows (:func:`at_least_rows`; the sequential model does so
+  product to at least MIN_ROWS rows (``at_least_rows``; the sequential model does so
   itself): a request's scores do not depend on what else is in its batch, nor on the
   machine's core count. Everything else is row by row (elementwise, per-row reductions).
 - Ties broken once. Some models give several items exactly the same score (content: movies
@@ -48,7 +48,7 @@ from contextflix.models.hybrid import ContextHybrid, standardise
 from contextflix.models.popularity import UNKNOWN, ContextPopularity
 from contextflix.models.requests import Requests, Targets, protocol_s_targets
 from contextflix.models.scored import Pass, Scored, gather_rows
-from contextflix.models.sequential import MIN_ROWS, SequentialRecommender
+from contextflix.models.sequential import MIN_ROWS, SequentialRecommender, at_least_rows
 
 __all__ = [
     "MAX_ROWS",
@@ -386,15 +386,6 @@ class Scorer:
         k = min(k, self.n_items)
         best, index = key.topk(k, dim=1)
         return index.masked_fill(best == float("-inf"), -1)
-
-
-def at_least_rows(values: torch.Tensor) -> torch.Tensor:
-    """``values`` with zero rows appended up to MIN_ROWS: a matrix product of them then has
-    the same bits for each row however few requests share it (module docstring)."""
-    missing = MIN_ROWS - len(values)
-    if missing <= 0:
-        return values
-    return torch.cat([values, values.new_zeros((missing, *values.shape[1:]))])
 
 
 def _standardised(

@@ -33,6 +33,17 @@ N_TIMES_OF_DAY = len(TIMES_OF_DAY)
 MIN_ROWS = 4
 """Rows below which CPU matrix kernels take another summation order (1 to 3 rows give other
 last bits than 4 or more, on one thread): what makes a score depend on its batch."""
+
+
+def at_least_rows(values: torch.Tensor) -> torch.Tensor:
+    """``values`` with zero rows appended up to MIN_ROWS: a matrix product of them then has
+    the same bits for each row however few requests share it."""
+    missing = MIN_ROWS - len(values)
+    if missing <= 0:
+        return values
+    return torch.cat([values, values.new_zeros((missing, *values.shape[1:]))])
+
+
 N_DEVICES = len(DEVICES)
 
 
@@ -204,10 +215,7 @@ class SequentialRecommender(nn.Module):
         queries = min(MIN_ROWS, items.shape[1])
         h, attention = self.hidden(items, time_of_day, device, queries, return_attention)
         last = h[:, -1]
-        scores = self.logits(
-            F.pad(last, (0, 0, 0, MIN_ROWS - len(last))) if len(last) < MIN_ROWS else last
-        )
-        scores = scores[: len(last)]
+        scores = self.logits(at_least_rows(last))[: len(last)]
         if return_attention:
             return scores, attention
         return scores

@@ -305,7 +305,7 @@ class Recommender:
         scored = self.scorer.score(batch, model)
         reads = batch.without_context() if model == "hybrid_no_context" else batch
         variants, lengths, spans, removed = occlusions(reads, scored.attention)
-        if not removed or not any(removed):
+        if not any(removed):
             return scored, [None] * len(requests)
         sequential = self.scorer.raw(variants, ["sequential"], lengths)["sequential"]
         found = [
