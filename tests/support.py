@@ -88,12 +88,7 @@ def build_demo_bundle(path: str | Path, dataset: str = "ml-latest-small") -> Pat
         return path
     data = load_dataset(dataset)
     served = data.served_interactions()
-    popularity = ContextPopularity.fit(
-        torch.as_tensor(served["item_idx"].to_numpy().copy()),
-        torch.as_tensor(served["time_of_day"].to_numpy().copy()),
-        torch.as_tensor(served["device"].to_numpy().copy()),
-        data.n_items,
-    )
+    popularity = ContextPopularity.from_frame(served, data.n_items)
     global_mean = float(served["rating"].mean())
     models = BaseModels(
         popularity=popularity,

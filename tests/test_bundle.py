@@ -101,12 +101,7 @@ def tiny_bundle(*, content: bool = True, metrics: dict | None = METRICS) -> Bund
             "timezone": "America/Chicago",
         }
     )
-    popularity = ContextPopularity.fit(
-        torch.as_tensor(interactions["item_idx"].to_numpy().copy()),
-        torch.as_tensor(interactions["time_of_day"].to_numpy().copy()),
-        torch.as_tensor(interactions["device"].to_numpy().copy()),
-        N_ITEMS,
-    )
+    popularity = ContextPopularity.from_frame(interactions, N_ITEMS)
     models = BaseModels(
         popularity=popularity,
         collaborative=_randomise(MatrixFactorization(N_USERS, N_ITEMS, 4, global_mean=3.5), 1),
@@ -393,12 +388,7 @@ def real_bundle(dataset: str, licence: dict | None = None) -> Bundle:
     """A bundle of a real data set with small untrained models: the data side is what counts."""
     data = load_dataset(dataset)
     served = data.served_interactions()
-    popularity = ContextPopularity.fit(
-        torch.as_tensor(served["item_idx"].to_numpy().copy()),
-        torch.as_tensor(served["time_of_day"].to_numpy().copy()),
-        torch.as_tensor(served["device"].to_numpy().copy()),
-        data.n_items,
-    )
+    popularity = ContextPopularity.from_frame(served, data.n_items)
     mf = MatrixFactorization(data.n_users, data.n_items, 2, global_mean=3.5)
     config = {
         "name": f"test-{dataset}",

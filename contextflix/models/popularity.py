@@ -17,6 +17,9 @@ N_TIMES_OF_DAY = len(TIMES_OF_DAY)
 N_DEVICES = len(DEVICES)
 
 
+_COLUMNS = ("item_idx", "time_of_day", "device")
+
+
 class ContextPopularity(nn.Module):
     def __init__(self, n_items: int, smoothing: float = 1.0) -> None:
         super().__init__()
@@ -41,6 +44,13 @@ class ContextPopularity(nn.Module):
         model.counts[:N_TIMES_OF_DAY, UNKNOWN] = cells.sum(1)
         model.counts[UNKNOWN, UNKNOWN] = cells.sum((0, 1))
         return model
+
+    @classmethod
+    def from_frame(cls, interactions, n_items: int) -> ContextPopularity:
+        """:meth:`fit` to an interactions frame (item_idx, time_of_day and device columns)."""
+        return cls.fit(
+            *(torch.as_tensor(interactions[c].to_numpy().copy()) for c in _COLUMNS), n_items
+        )
 
     def cell(self, time_of_day: torch.Tensor, device: torch.Tensor) -> torch.Tensor:
         """[B, n_items] counts in each request's context cell."""

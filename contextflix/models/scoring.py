@@ -438,10 +438,4 @@ def sequential_scores(
 
 def fit_popularity(dataset) -> ContextPopularity:
     """Context popularity of protocol S's train interactions."""
-    train = dataset.ratings.iloc[dataset.s.train]
-    return ContextPopularity.fit(
-        torch.tensor(train["item_idx"].to_numpy()),
-        torch.tensor(train["time_of_day"].to_numpy()),
-        torch.tensor(train["device"].to_numpy()),
-        dataset.n_items,
-    )
+    return ContextPopularity.from_frame(dataset.ratings.iloc[dataset.s.train], dataset.n_items)
