@@ -10,6 +10,7 @@ most popular movies while ``python -m training pipeline`` trains the bundle in a
 
 from __future__ import annotations
 
+import gc
 import logging
 import warnings
 
@@ -45,6 +46,9 @@ def main() -> None:
     logging.getLogger("contextflix.app").info(
         "serving on http://%s:%d (REST docs: /api/docs)", settings.host, settings.port
     )
+    # What is loaded now (libraries, the bundle) lives as long as the process: frozen, the
+    # garbage collector no longer walks it at every collection (a sixth of an answer's time).
+    gc.freeze()
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
 

@@ -13,6 +13,7 @@ uses a further draw.
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import sys
 import tempfile
@@ -41,6 +42,7 @@ def in_process(bundle: Path, batch: int, rounds: int, seed: int) -> tuple[float,
     from contextflix.service import Recommender
 
     service = Recommender.from_bundle(bundle, cache_size=0)
+    gc.freeze()  # as app.py does once its bundle is loaded
     movies = [m["item_id"] for m in service.movies(limit=1000)["movies"]]
     rng = random.Random(seed)
     sets = [draw(rng, batch, service.n_users, movies) for _ in range(rounds)]

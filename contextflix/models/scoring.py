@@ -64,6 +64,7 @@ __all__ = [
     "fit_popularity",
     "one_thread",
     "protocol_s_targets",
+    "scoring_pass",
     "sequential_length",
     "sequential_scores",
 ]
@@ -95,7 +96,7 @@ def one_thread() -> Iterator[None]:
 
 
 def scoring_pass(method):
-    """A Scorer method that runs without gradients, on one thread."""
+    """A method that scores (a Scorer pass, a served answer) without gradients, on one thread."""
 
     @functools.wraps(method)
     def wrapped(*args, **kwargs):
