@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from bench.serve import quick_bundle
 from contextflix.service import Recommender, RecommenderError, explain, reasons
@@ -343,3 +344,25 @@ def test_a_batch_scores_and_explains_like_lone_requests(service: Recommender) ->
     assert sum(ask["model"] == "hybrid" for ask in asks) > CHUNK  # two chunks of one model
     for ask, answer in zip(asks, answers, strict=True):
         assert service.recommend(cache=False, **ask) == answer
+
+
+def test_an_answer_is_computed_on_one_thread(service: Recommender, monkeypatch) -> None:
+    """Explanations too: their small products, split over threads of a busy machine, made an
+    answer ten times slower; the caller's thread setting is restored after."""
+    seen = []
+    explain_on = service.explainer.explain
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return explain_on(*args, **kwargs)
+
+    monkeypatch.setattr(service.explainer, "explain", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        service.recommend(user_id=USER, cache=False)
+        service.recommend_batch([{"user_id": USER}, {"history": [1, 2355]}], cache=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {1}
