@@ -2,6 +2,7 @@
 
     CONTEXTFLIX_DATA_DIR=../shared/data python bench/scale.py [--quick] [--device cpu|cuda]
         [--datasets ml-100k synthetic-ml-1m ...] [--steps 30] [--plot docs/scale.png]
+        [--stage sequential --train-arg=--model.init_args.negatives=1024 ...]
 
 For ml-100k, ml-latest-small and SYNTHETIC data sets of 1M, 5M and 25M ratings (``--quick``:
 the first three) every stage runs in its own child process, so each peak RSS is that stage's
@@ -92,7 +93,7 @@ def _cli(dataset: str, model: str, device: str, extra: list[str]):
     return fit_cli(args, run=False)
 
 
-def stage_train(dataset: str, model: str, device: str, steps: int) -> dict:
+def stage_train(dataset: str, model: str, device: str, steps: int, train_args=()) -> dict:
     import lightning as L
 
     class StepTimer(L.Callback):
@@ -107,7 +108,7 @@ def stage_train(dataset: str, model: str, device: str, steps: int) -> dict:
             self.ends.append(time.perf_counter())
 
     cli = _cli(dataset, model, device, [f"--trainer.limit_train_batches={steps + 1}",
-                                         "--trainer.limit_val_batches=0"])  # fmt: skip
+                                         "--trainer.limit_val_batches=0", *train_args])  # fmt: skip
     timer = StepTimer()
     cli.trainer.callbacks.append(timer)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
@@ -254,11 +255,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per model")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "scale.png")
     parser.add_argument("--stage", choices=STAGES)
+    parser.add_argument(
+        "--train-arg", action="append", default=[], help="a LightningCLI override, with --stage"
+    )
     args = parser.parse_args()
     if args.stage:  # child process: one stage, one JSON line
         name = args.datasets[0]
         if args.stage in MODELS:
-            result = stage_train(name, args.stage, args.device, args.steps)
+            result = stage_train(name, args.stage, args.device, args.steps, args.train_arg)
         else:
             stage = {"prepare": stage_prepare, "evaluate": stage_evaluate, "load": stage_load}
             result = stage[args.stage](name, args.device, args.steps)
