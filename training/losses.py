@@ -1,4 +1,4 @@
-"""Losses whose cost does not grow with the catalogue: sampled softmax (log-Q) and gBCE.
+"""Losses whose cost does not grow with the catalogue: sampled softmax (log-Q), gBCE and SCE.
 
 The full softmax over every item costs O(batch x catalogue) per step, which is what makes
 ML-25M-sized catalogues (59k-87k movies) slow. Instead, the target competes with ``K``
@@ -11,6 +11,14 @@ gBCE (Petrov & Macdonald, gSASRec, RecSys 2023) is the other way: binary cross-e
 target against ``K`` uniform negatives, with the positive's probability raised to the power
 ``beta`` (from the sampling rate ``alpha = K / (n_items - 1)`` and a calibration ``t``), which
 undoes the overconfidence that negative sampling teaches plain BCE.
+
+SCE (Scalable Cross-Entropy, Mezentsev et al., RecSys 2024) keeps the full softmax's target but
+only its hardest negatives: random directions act as buckets; each bucket takes the hidden
+states and the items that point most along it (so a state meets the items it scores highest,
+the ones that dominate the full softmax's normaliser), and each state's loss is its largest
+cross-entropy over the buckets it is in. Cost per step: O(buckets x (N + n_items) x D) to
+bucket (a projection, N / buckets times cheaper than the full logits) plus
+O(buckets x rows x items x D) for the logits, which does not depend on the catalogue.
 """
 
 from __future__ import annotations
@@ -72,3 +80,37 @@ def gbce(
     wanted = negatives[None, :] != targets[:, None]
     negative_terms = (F.logsigmoid(-negative) * wanted).sum(dim=1)
     return -(beta * F.logsigmoid(positive) + negative_terms).mean() / (len(negatives) + 1)
+
+
+def scalable_cross_entropy(
+    hidden: torch.Tensor,
+    table: torch.Tensor,
+    targets: torch.Tensor,
+    buckets: int,
+    rows_per_bucket: int,
+    items_per_bucket: int,
+) -> torch.Tensor:
+    """SCE: mean over the rows that fall in some bucket of each row's hardest bucket loss.
+
+    hidden [N, D] (one row per prediction), table [n_items, D] (output embeddings), targets
+    [N] item indices. ``buckets`` random directions each pick the ``rows_per_bucket`` rows and
+    the ``items_per_bucket`` items with the largest projection on them; within a bucket a row's
+    logits are its target's and those of the bucket's items (its own target left out). With
+    buckets that hold every row and every item this is exactly the full cross-entropy.
+    """
+    if min(buckets, rows_per_bucket, items_per_bucket) < 1:
+        raise ValueError("SCE needs buckets, rows_per_bucket and items_per_bucket >= 1")
+    positive = (hidden * table[targets]).sum(-1)
+    with torch.no_grad():  # bucketing is a search, not part of the loss
+        directions = torch.randn(buckets, hidden.shape[1], device=hidden.device)
+        rows = (directions @ hidden.T).topk(min(rows_per_bucket, len(hidden)), dim=1).indices
+        items = (directions @ table.T).topk(min(items_per_bucket, len(table)), dim=1).indices
+    negative = hidden[rows] @ table[items].transpose(1, 2)  # [buckets, rows, items]
+    negative = negative.masked_fill(targets[rows][:, :, None] == items[:, None, :], float("-inf"))
+    logits = torch.cat([positive[rows][:, :, None], negative], dim=2)
+    per_pair = torch.logsumexp(logits, dim=2) - positive[rows]  # cross-entropy, target first
+    per_row = hidden.new_zeros(len(hidden)).scatter_reduce(
+        0, rows.flatten(), per_pair.flatten(), reduce="amax", include_self=False
+    )
+    bucketed = torch.bincount(rows.flatten(), minlength=len(hidden)) > 0
+    return per_row[bucketed].mean()

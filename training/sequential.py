@@ -5,7 +5,10 @@ example, all positions in one forward pass. The loss is the softmax cross-entrop
 whole catalogue (``negatives=0``), or, where the catalogue is large, the sampled softmax of
 ``training.losses`` (``negatives`` shared draws from training popularity to the power
 ``sample_power``, log-Q corrected), or with ``loss: gbce`` gSASRec's gBCE against ``negatives``
-uniform draws; neither's cost per step grows with the catalogue.
+uniform draws; neither's cost per step grows with the catalogue. ``loss: sce`` is SCE
+(``training.losses.scalable_cross_entropy``): the full softmax's target against the hardest
+negatives of ``buckets`` random-projection buckets (0: twice the square root of the step's
+predictions, the paper's rule) of ``bucket_items`` items each.
 With ``schedule: onecycle`` the learning rate follows a one-cycle schedule (linear warm-up,
 cosine decay) over ``trainer.max_epochs``, so a few epochs at a higher peak rate replace many
 at a fixed one (``constant``, the default).
@@ -18,6 +21,7 @@ masked, and the target is ranked among all catalogue items (pessimistic ties) wi
 
 from __future__ import annotations
 
+import math
 import time
 
 import lightning as L
@@ -27,7 +31,13 @@ import torch.nn.functional as F
 from contextflix.evaluation.metrics import history_mask, ranking_metrics, target_ranks
 from contextflix.models.sequential import UNKNOWN, SequentialRecommender
 from training.distributed import mean_over_processes
-from training.losses import gbce, popularity_log_q, sample_negatives, sampled_cross_entropy
+from training.losses import (
+    gbce,
+    popularity_log_q,
+    sample_negatives,
+    sampled_cross_entropy,
+    scalable_cross_entropy,
+)
 
 
 class SequentialModule(L.LightningModule):
@@ -47,6 +57,8 @@ class SequentialModule(L.LightningModule):
         sample_power: float = 1.0,
         loss: str = "softmax",
         gbce_t: float = 0.75,
+        buckets: int = 0,
+        bucket_items: int = 256,
         schedule: str = "constant",
         warmup_fraction: float = 0.1,
     ) -> None:
@@ -55,8 +67,10 @@ class SequentialModule(L.LightningModule):
             raise ValueError(f"schedule must be 'onecycle' or 'constant', not {schedule!r}")
         if negatives < 0:
             raise ValueError(f"negatives must be >= 0, not {negatives}")
-        if loss not in ("softmax", "gbce"):
-            raise ValueError(f"loss must be 'softmax' or 'gbce', not {loss!r}")
+        if loss not in ("softmax", "gbce", "sce"):
+            raise ValueError(f"loss must be 'softmax', 'gbce' or 'sce', not {loss!r}")
+        if loss == "sce" and (buckets < 0 or bucket_items < 1):
+            raise ValueError("loss 'sce' needs buckets >= 0 and bucket_items >= 1")
         if loss == "gbce" and not negatives:
             raise ValueError("loss 'gbce' needs negatives > 0")
         self.save_hyperparameters()
@@ -97,12 +111,16 @@ class SequentialModule(L.LightningModule):
         return loss
 
     def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Loss of ``targets`` (item_idx) given hidden states [N, D]: full, sampled or gBCE."""
+        """Loss of ``targets`` (item_idx) given hidden states [N, D]: full, sampled, gBCE, SCE."""
+        table = self.model.item_emb.weight[1:]
+        if self.hparams.loss == "sce":
+            buckets = self.hparams.buckets or max(1, int(2 * math.sqrt(len(hidden))))
+            items = self.hparams.bucket_items
+            return scalable_cross_entropy(hidden, table, targets, buckets, buckets, items)
         if not self.hparams.negatives:
             return F.cross_entropy(self.model.logits(hidden), targets)
         log_q = self._log_q.to(hidden.device)
         negatives = sample_negatives(log_q, self.hparams.negatives)
-        table = self.model.item_emb.weight[1:]
         positive = (hidden * table[targets]).sum(-1)
         negative = hidden @ table[negatives].T
         if self.hparams.loss == "gbce":
