@@ -21,7 +21,7 @@ def step_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("pipeline", help="train all models, evaluate, export a bundle")
     run.add_argument("--config", default="configs/pipeline.yaml")
     run.add_argument("--dataset", help="data set (default: the plan's)")
-    run.add_argument("--profile", choices=("quick", "full"), default="full")
+    run.add_argument("--profile", choices=("quick", "large", "full"), default="full")
     run.add_argument("--output", help="bundle folder (default artifacts/<dataset>)")
     evaluate = commands.add_parser(
         "evaluate", help="metrics, A/B test and context impact of a bundle"
