@@ -115,7 +115,8 @@ def pipeline(
         config: the pipeline plan (per data set: one LightningCLI config per step; profiles;
             ``context``: the context config every step and the bundle use).
         dataset: data set to train on (default: the plan's).
-        profile: "quick" (few epochs, for a first run) or "full" (the configs as written).
+        profile: "quick" (few epochs, for a first run), "large" (few epochs of catalogue-free
+            losses, for a million ratings and more) or "full" (the configs as written).
         output: bundle folder (default ``artifacts/<dataset>``).
     """
     plan = yaml.safe_load(Path(config).read_text())
