@@ -20,6 +20,17 @@ def _isolated_cache(
     monkeypatch.setattr("platformdirs.user_cache_dir", lambda *args, **kwargs: str(cache))
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models on one thread: two spin-wait for each other's core on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def has_release(name: str, marker_file: str) -> bool:
     return bool(SHARED_DATA) and (Path(SHARED_DATA) / name / marker_file).exists()
 

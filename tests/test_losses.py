@@ -13,12 +13,7 @@ from training.sequential import SequentialModule
 N_ROWS, N_ITEMS, DIM = 40, 30, 8
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def problem(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

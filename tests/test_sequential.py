@@ -34,13 +34,7 @@ def chains(n: int, context_dependent: bool, seed: int = 0):
     return items[:, :-1] + 1, tod[:, 1:], device[:, 1:], items[:, 1:]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The models here are tiny: one thread avoids thread spin-waits on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def train(context_dependent: bool, steps: int = 150) -> SequentialRecommender:
