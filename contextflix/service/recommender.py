@@ -234,9 +234,10 @@ class Recommender:
     def _answer(self, queries: list[_Query]) -> list[dict]:
         """Answers in order; queries grouped by the model that scores them, in chunks.
 
-        The chunks of a batch run on the worker threads, one core each (a pass runs on one
-        thread, scoring.py): a batch uses every core the machine has, and each request's
-        answer is the one it gets alone (its bits do not depend on its chunk).
+        The chunks of a batch run on the worker threads, each on one intra-op thread
+        (scoring_pass), and each request's answer is the one it gets alone (its bits do not
+        depend on its chunk). Most of a chunk's work holds the GIL, so the threads overlap
+        little more than the torch kernels (bench/batch.py: 2 workers score as fast as 1).
         """
         groups: dict[str, list[int]] = {}
         rows = [self._request(q) for q in queries]
