@@ -23,7 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
-from contextflix.models.scoring import Requests, Scored, Scorer, at_least_rows, one_thread
+from contextflix.models.scoring import Requests, Scored, Scorer, at_least_rows, scoring_pass
 from contextflix.service.reasons import (
     LIKED_RATING,
     N_NEIGHBOURS,
@@ -162,7 +162,7 @@ class Explainer:
         self._genre_features = content.features[:, slots].double()
         self._genre_names = [g for _, g in content.genre_slots]
 
-    @torch.inference_mode()
+    @scoring_pass
     def explain(
         self,
         requests: Sequence[Requests],
@@ -228,8 +228,8 @@ class Explainer:
         own = np.array([int(r.user[0]) for r in requests])
         index = torch.as_tensor(list(rows), dtype=torch.long)
         vectors = F.normalize(scored.user_vectors[index], dim=1)
-        with one_thread():  # a product of MIN_ROWS rows or more: the same bits in any batch
-            sims = (at_least_rows(vectors) @ self.user_unit.T)[: len(vectors)]
+        # a product of MIN_ROWS rows or more, on one thread: the same bits in any batch
+        sims = (at_least_rows(vectors) @ self.user_unit.T)[: len(vectors)]
         position = np.where(own >= 0, self._pool_position[own.clip(min=0)], -1)
         inside = np.flatnonzero(position >= 0)
         sims[inside, position[inside]] = float("-inf")  # never one's own neighbour

@@ -12,12 +12,10 @@ The file runs a little past 400 lines: it answers every question the API asks of
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +35,8 @@ from contextflix.service.requests import MAX_BATCH, RecommendRequest, parse_requ
 
 CHUNK = 64
 """Requests answered together, at most: enough to fill the Scorer's passes, few enough that
-the [rows, n_items] tensors of a big batch stay small."""
-WORKERS = os.cpu_count() or 1
-"""Threads that answer a batch's chunks side by side."""
+the [rows, n_items] tensors of a big batch stay small. Chunks are answered one after another:
+most of their work holds the GIL, so worker threads scored a batch no faster on 2 cores."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,6 @@ class Recommender:
         mf = self.models.collaborative
         with torch.inference_mode():
             self._item_unit = F.normalize(mf.item_factors.weight, dim=1) if mf else None
-        self._workers = ThreadPoolExecutor(WORKERS, thread_name_prefix="contextflix-batch")
         self._cache: OrderedDict[_Query, str] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -232,32 +228,20 @@ class Recommender:
             self.cache_hits = self.cache_misses = 0
 
     def _answer(self, queries: list[_Query]) -> list[dict]:
-        """Answers in order; queries grouped by the model that scores them, in chunks.
-
-        The chunks of a batch run on the worker threads, each on one intra-op thread
-        (scoring_pass), and each request's answer is the one it gets alone (its bits do not
-        depend on its chunk). Most of a chunk's work holds the GIL, so the threads overlap
-        little more than the torch kernels: on 2 cores, 2 workers score about as fast as 1.
-        """
+        """Answers in order; queries grouped by the model that scores them, in chunks of at
+        most CHUNK. Each request's answer is the one it gets alone (its bits do not depend on
+        its chunk, scoring.py)."""
         groups: dict[str, list[int]] = {}
         rows = [self._request(q) for q in queries]
         for n, q in enumerate(queries):
             groups.setdefault("popularity" if _cold(q) else q.model, []).append(n)
-        chunks = []
-        for model, members in groups.items():
-            count = max(math.ceil(len(members) / CHUNK), min(WORKERS, len(members)))
-            size = math.ceil(len(members) / count)
-            chunks += [(model, members[start : start + size])
-                       for start in range(0, len(members), size)]  # fmt: skip
         answers: list[dict] = [{}] * len(queries)
-        done = (
-            [self._answer_chunk(model, members, queries, rows) for model, members in chunks]
-            if len(chunks) == 1
-            else self._workers.map(lambda c: self._answer_chunk(*c, queries, rows), chunks)
-        )
-        for (_, members), chunk_answers in zip(chunks, done, strict=True):
-            for n, answer in zip(members, chunk_answers, strict=True):
-                answers[n] = answer
+        for model, members in groups.items():
+            for start in range(0, len(members), CHUNK):
+                chunk = members[start : start + CHUNK]
+                chunk_answers = self._answer_chunk(model, chunk, queries, rows)
+                for n, answer in zip(chunk, chunk_answers, strict=True):
+                    answers[n] = answer
         return answers
 
     @scoring_pass
@@ -268,8 +252,8 @@ class Recommender:
 
         A request to a model that uses the sequential source also has its occlusion variants
         scored (_score_explained); the explanations of the chunk are computed together. All
-        of it on one thread: each chunk has a core (_answer), and the explanations' small
-        products, split over two threads of a busy machine, made an answer ten times slower.
+        of it on one thread: the explanations' small products, split over two threads of a
+        busy machine, made an answer ten times slower.
         """
         requests = [rows[n] for n in members]
         if "sequential" in self.scorer.sources_of(model):
