@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         ("recommend CPU", statistics.median(cpu), "p50 of thread CPU time (less load-bound)"),
         ("batched", batched, f"per request, recommend_batch of {MAX_BATCH}, same requests"),
         ("visitor p50", statistics.median(visits), "5 liked movies, fold-in"),
-        ("cache hit p50", statistics.median(hits), "json copy of the cached answer"),
+        ("cache hit p50", statistics.median(hits), "orjson copy of the cached answer"),
         ("similar p50", statistics.median(sims), "MF item neighbours + co-likers"),
         ("bundle load", load_s, load_what),
         ("peak RSS", peak, f"current {current:.0f} MB"),
