@@ -14,15 +14,18 @@ import gc
 import logging
 import warnings
 
-import uvicorn
-
-from contextflix.bundle import BundleError
-from contextflix.service import Recommender
-from contextflix.web.server import Settings, create_app, first_start, resolve_bundle
-from contextflix.web.startup import popularity_bundle
-
 
 def main() -> None:
+    # Imported here, not above: the batch helper processes (contextflix/service/workers.py)
+    # are spawned, and a spawned process imports this file; they need none of the web stack.
+    import uvicorn
+
+    from contextflix.bundle import BundleError
+    from contextflix.service import Recommender
+    from contextflix.web.limits import ApiConfig
+    from contextflix.web.server import Settings, create_app, first_start, resolve_bundle
+    from contextflix.web.startup import popularity_bundle
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "gradio", "huggingface_hub", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -36,7 +39,9 @@ def main() -> None:
         training = first_start(settings)
     else:
         try:
-            service = Recommender.from_bundle(bundle)
+            service = Recommender.from_bundle(
+                bundle, batch_processes=ApiConfig.load().batch_processes
+            )
         except BundleError as error:  # e.g. a bundle without tables whose data set is missing
             logging.getLogger("contextflix.app").error("cannot serve %s: %s", bundle, error)
             raise SystemExit(1) from None

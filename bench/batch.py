@@ -1,6 +1,10 @@
 """Batch against one-at-a-time recommendations over the same requests: throughput and equal
 results, in the service (its answer cache off) and end to end over HTTP.
 
+The rows: the service alone (one process), the service with the helper processes
+configs/app.yaml gives the app (``api.batch_processes``: a batch then uses 2 cores), and the
+app over HTTP, helpers included.
+
     python bench/batch.py                          # demo bundle (ml-latest-small catalogue)
     python bench/batch.py --bundle artifacts/ml-100k --batch 100 --rounds 5
 
@@ -38,15 +42,19 @@ def draw(rng: random.Random, n: int, n_users: int, movies: list[int]) -> list[di
     return requests
 
 
-def in_process(bundle: Path, batch: int, rounds: int, seed: int) -> tuple[float, float, str]:
+def in_process(
+    bundle: Path, batch: int, rounds: int, seed: int, processes: int = 0
+) -> tuple[float, float, str]:
     from contextflix.service import Recommender
 
-    service = Recommender.from_bundle(bundle, cache_size=0)
+    service = Recommender.from_bundle(bundle, cache_size=0, batch_processes=processes)
     gc.freeze()  # as app.py does once its bundle is loaded
     movies = [m["item_id"] for m in service.movies(limit=1000)["movies"]]
     rng = random.Random(seed)
     sets = [draw(rng, batch, service.n_users, movies) for _ in range(rounds)]
-    service.recommend_batch(sets[0][:2])  # warm up
+    service.recommend_batch(sets[0])  # warm up, and start the helpers
+    while service.workers is not None and not service.workers.ready():
+        time.sleep(0.1)
     start = time.perf_counter()
     singles = [[service.recommend(**r, cache=False) for r in requests] for requests in sets]
     single_s = time.perf_counter() - start
@@ -68,6 +76,10 @@ def over_http(bundle: Path, batch: int, rounds: int, seed: int) -> tuple[float, 
         n_users = http.get("/api/users", params={"limit": 1}).json()["total"]
         movies = [m["item_id"] for m in http.get("/api/movies", params={"limit": 1000}).json()["movies"]]  # fmt: skip
         rng = random.Random(seed)
+        warm = {"requests": draw(random.Random(seed + 1), batch, n_users, movies)}
+        http.post("/api/recommend_batch", json=warm).raise_for_status()  # starts the helpers
+        while http.get("/api/health").json()["batch_helpers"] in ("waiting", "loading"):
+            time.sleep(0.1)
         single_sets = [draw(rng, batch, n_users, movies) for _ in range(rounds)]
         batch_sets = [draw(rng, batch, n_users, movies) for _ in range(rounds)]
         check = draw(rng, batch, n_users, movies)
@@ -120,8 +132,15 @@ def main() -> None:
     n = args.batch * args.rounds
     print(f"{n} requests ({args.rounds} batches of {args.batch}), bundle {bundle}")
     print(f"{'where':<12}{'single req/s':>14}{'batch req/s':>13}{'speed-up':>10}  equal")
-    for name, measure in (("service", in_process), ("HTTP", over_http)):
-        single_s, batch_s, equal = measure(bundle, args.batch, args.rounds, args.seed)
+    from contextflix.web.limits import ApiConfig
+
+    processes = ApiConfig.load().batch_processes
+    rows = [("service", in_process, {})]
+    if processes:
+        rows.append((f"service+{processes}", in_process, {"processes": processes}))
+    rows.append(("HTTP", over_http, {}))
+    for name, measure, options in rows:
+        single_s, batch_s, equal = measure(bundle, args.batch, args.rounds, args.seed, **options)
         print(
             f"{name:<12}{n / single_s:>14.1f}{n / batch_s:>13.1f}{single_s / batch_s:>9.1f}x"
             f"  {equal}"

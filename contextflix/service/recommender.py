@@ -12,6 +12,7 @@ The file runs a little past 400 lines: it answers every question the API asks of
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -32,11 +33,17 @@ from contextflix.service.catalog import Catalog
 from contextflix.service.errors import RecommenderError
 from contextflix.service.explain import Explainer, occlusions
 from contextflix.service.requests import MAX_BATCH, RecommendRequest, parse_request, quote
+from contextflix.service.workers import BatchWorkers
+
+log = logging.getLogger("contextflix.service")
 
 CHUNK = 64
 """Requests answered together, at most: enough to fill the Scorer's passes, few enough that
 the [rows, n_items] tensors of a big batch stay small. Chunks are answered one after another:
 most of their work holds the GIL, so worker threads scored a batch no faster on 2 cores."""
+SHARED_BATCH = 8
+"""Requests a batch needs before helper processes take shares of it (service/workers.py):
+below that, sending a share costs about what answering it does."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +65,9 @@ class _Query:
 class Recommender:
     """Recommendations with explanations from a bundle; thread-safe, cached, no training."""
 
-    def __init__(self, bundle, cache_size: int = 1024) -> None:
+    def __init__(self, bundle, cache_size: int = 1024, workers: BatchWorkers | None = None) -> None:
         self.bundle = bundle
+        self.workers = workers
         self.models = bundle.models
         for model in (self.models.popularity, self.models.collaborative, self.models.content,
                       self.models.sequential, bundle.hybrid, bundle.hybrid_no_context):  # fmt: skip
@@ -79,11 +87,20 @@ class Recommender:
         self.cache_hits = self.cache_misses = 0
 
     @classmethod
-    def from_bundle(cls, path: str | os.PathLike, cache_size: int = 1024) -> Recommender:
-        """Load a bundle folder (safetensors, JSON, parquet; never pickle) and serve it."""
+    def from_bundle(
+        cls, path: str | os.PathLike, cache_size: int = 1024, batch_processes: int = 0
+    ) -> Recommender:
+        """Load a bundle folder (safetensors, JSON, parquet; never pickle) and serve it;
+        ``batch_processes`` helper processes answer shares of large batches (workers.py)."""
         from contextflix.bundle import load_bundle
 
-        return cls(load_bundle(Path(path)), cache_size=cache_size)
+        workers = BatchWorkers(path, batch_processes) if batch_processes else None
+        return cls(load_bundle(Path(path)), cache_size=cache_size, workers=workers)
+
+    def close(self) -> None:
+        """End the helper processes, if any (a swapped-out bundle); answering still works."""
+        if self.workers is not None:
+            self.workers.close()
 
     @property
     def n_items(self) -> int:
@@ -228,6 +245,27 @@ class Recommender:
             self.cache_hits = self.cache_misses = 0
 
     def _answer(self, queries: list[_Query]) -> list[dict]:
+        """Answers in order: a large batch in equal shares, one here and one per helper
+        process, answered at once; each request's answer is the one it gets alone."""
+        workers = self.workers
+        if workers is None or len(queries) < SHARED_BATCH or not workers.ready():
+            return self._answer_here(queries)
+        size = -(-len(queries) // (workers.processes + 1))
+        starts = range(size, len(queries), size)
+        try:
+            shares = [workers.submit(queries[start : start + size]) for start in starts]
+        except RuntimeError:  # the helpers were closed meanwhile (a bundle swap)
+            return self._answer_here(queries)
+        answers = self._answer_here(queries[:size])
+        for start, share in zip(starts, shares, strict=True):
+            try:
+                answers += share.result()
+            except Exception as error:  # a helper died: its share is answered here
+                log.warning("a batch helper failed (%s); answering its share here", error)
+                answers += self._answer_here(queries[start : start + size])
+        return answers
+
+    def _answer_here(self, queries: list[_Query]) -> list[dict]:
         """Answers in order; queries grouped by the model that scores them, in chunks of at
         most CHUNK. Each request's answer is the one it gets alone (its bits do not depend on
         its chunk, scoring.py)."""
@@ -395,6 +433,7 @@ class Recommender:
             "degraded": degraded,
             "n_users": self.n_users,
             "n_items": self.n_items,
+            "batch_helpers": "off" if self.workers is None else self.workers.state,
         }
 
     def ab_results(self) -> dict:

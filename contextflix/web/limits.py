@@ -39,6 +39,7 @@ class ApiConfig:
     mcp_server: bool = True
     gradio_sessions: int = 500  # Gradio keeps each session's last inputs; at most this many
     gradio_queue: int = 256  # calls waiting in Gradio's queue; more are refused ("queue full")
+    batch_processes: int = 1  # helper processes answering shares of large batches (0: none)
     events: EventLimits = field(default_factory=EventLimits)
 
     @classmethod
@@ -55,6 +56,7 @@ class ApiConfig:
             mcp_server=bool(api.get("mcp_server", cls.mcp_server)),
             gradio_sessions=int(api.get("gradio_sessions", cls.gradio_sessions)),
             gradio_queue=int(api.get("gradio_queue", cls.gradio_queue)),
+            batch_processes=int(api.get("batch_processes", cls.batch_processes)),
             events=EventLimits(**{k: v for k, v in events.items() if k in known}),
         )
 

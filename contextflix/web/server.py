@@ -236,7 +236,9 @@ def create_app(
     if training is not None:
         from contextflix.service import Recommender
 
-        training.on_ready = lambda path: serving.swap(path, Recommender.from_bundle(path))
+        training.on_ready = lambda path: serving.swap(
+            path, Recommender.from_bundle(path, batch_processes=api_config.batch_processes)
+        )
     footer = "MovieLens data: GroupLens Research. Devices in the training data are simulated. " + (
         f"Posters: TMDB. {ATTRIBUTION}"
         if tmdb is not None

@@ -183,8 +183,11 @@ class Serving:
         return self.training.banner() if self.training is not None else None
 
     def swap(self, bundle_dir: Path, service: Any) -> None:
-        """Serve ``service`` (loaded from ``bundle_dir``) from now on, without a restart."""
+        """Serve ``service`` (loaded from ``bundle_dir``) from now on, without a restart; the
+        old one's helper processes end once they have answered what they hold."""
         with self._lock:
-            self.api.service = service
+            old, self.api.service = self.api.service, service
             self.bundle_dir = Path(bundle_dir)
             self.version += 1
+        if hasattr(old, "close"):
+            old.close()
