@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from contextflix.models.exact import row_by_row
+
 
 class MatrixFactorization(nn.Module):
     def __init__(
@@ -78,9 +80,8 @@ class MatrixFactorization(nn.Module):
         single = vector.ndim == 1
         vector = vector.reshape(-1, self.n_factors)
         bias = bias.reshape(-1, 1)
-        scores = (
-            self.global_mean + bias + self.item_bias.weight.T + vector @ self.item_factors.weight.T
-        )
+        products = row_by_row(vector, self.item_factors.weight)  # exact.py: batch-free bits
+        scores = self.global_mean + bias + self.item_bias.weight.T + products
         return scores[0] if single else scores
 
     # --- new visitors -------------------------------------------------------------------

@@ -11,7 +11,8 @@ pass answers is a ``Scored`` (contextflix/models/scored.py); both re-exported he
 
 Two details make "the same ranking" exact rather than nearly so:
 
-- One thread, and matrix products of at least ``MIN_ROWS`` rows. CPU matrix kernels choose their
+- One thread, and products whose bits do not depend on the batch (models/exact.py). CPU
+  matrix kernels choose their
   summation order by the shape of the product and by how many threads share it: a user's
   scores computed alone (1 to 3 rows) or on two threads differ in the last bits from the same
   user's scores in a batch, enough to swap two near-equal items. On one thread, passes of 4
@@ -20,10 +21,11 @@ Two details make "the same ranking" exact rather than nearly so:
   fewer than 16 outputs and an input width not a multiple of 4 depends on the row's place,
   so a hybrid gate narrower than 16 (``hidden``; the configs use 16) is exact only nearly. The
   Scorer therefore scores on one intra-op thread, in passes of up to ``MAX_ROWS`` requests
-  grouped by the sequence length their own history needs, and pads the inputs of every
-  product to at least MIN_ROWS rows (``at_least_rows``; the sequential model does so
-  itself): a request's scores do not depend on what else is in its batch, nor on the
-  machine's core count. Everything else is row by row (elementwise, per-row reductions).
+  grouped by the sequence length their own history needs; it pads the inputs of the small
+  products to at least MIN_ROWS rows (``at_least_rows``; the sequential model does so
+  itself) and computes the products with the whole catalogue row by row (``row_by_row``):
+  a request's scores do not depend on what else is in its batch, nor on the machine's core
+  count. Everything else is row by row (elementwise, per-row reductions).
 - Ties broken once. Some models give several items exactly the same score (content: movies
   with identical features; popularity: equal counts). A served list must order them; protocol
   S ranks a target behind every item tied with it. :meth:`Scorer.ranking_key` breaks exact
@@ -44,11 +46,12 @@ from torch.nn import functional as F
 
 from contextflix.models.collaborative import MatrixFactorization
 from contextflix.models.content import ContentModel
+from contextflix.models.exact import MIN_ROWS, at_least_rows, row_by_row
 from contextflix.models.hybrid import ContextHybrid, standardise
 from contextflix.models.popularity import UNKNOWN, ContextPopularity
 from contextflix.models.requests import Requests, Targets, protocol_s_targets
 from contextflix.models.scored import Pass, Scored, gather_rows
-from contextflix.models.sequential import MIN_ROWS, SequentialRecommender, at_least_rows
+from contextflix.models.sequential import SequentialRecommender
 
 __all__ = [
     "MAX_ROWS",
@@ -64,6 +67,7 @@ __all__ = [
     "fit_popularity",
     "one_thread",
     "protocol_s_targets",
+    "row_by_row",
     "scoring_pass",
     "sequential_length",
     "sequential_scores",
@@ -325,13 +329,10 @@ class Scorer:
             )
         if "collaborative" in sources and models.collaborative is not None:
             bias, done.user_vectors = self._user_vectors(requests)
-            scores = models.collaborative.score_vectors(
-                at_least_rows(bias), at_least_rows(done.user_vectors)
-            )
-            done.raw["collaborative"] = scores[: len(requests)]
+            done.raw["collaborative"] = models.collaborative.score_vectors(bias, done.user_vectors)
         if "content" in sources and models.content is not None:
             done.profiles = self._profiles(requests)
-            cosine = (at_least_rows(done.profiles) @ self.encodings.T)[: len(requests)]
+            cosine = row_by_row(done.profiles, self.encodings)
             done.raw["content"] = self._content_scale * cosine + self._content_prior
         if "sequential" in sources and models.sequential is not None:
             scores, attention = sequential_scores(models.sequential, requests, length, True)
@@ -358,14 +359,21 @@ class Scorer:
 
     def _profiles(self, requests: Requests) -> torch.Tensor:
         """[B, D] unit content profiles: sum of w_j e_j over each history, with the weights
-        of ``content.profile_weights``: offset + rating - the history's mean rating."""
+        of ``content.profile_weights``: offset + rating - the history's mean rating.
+
+        Each row's sum runs over its own movies in item order, whatever else is in the batch
+        and however wide its padding: its bits are the row's, at the cost of a history, not
+        of the catalogue."""
         present = requests.items > 0
         count = present.sum(1, keepdim=True).clamp_min(1)
         mean = (requests.ratings * present).sum(1, keepdim=True) / count  # exact: star sums
         w = (self.models.content.weight_offset + requests.ratings - mean) * present
         weights = torch.zeros(len(requests), self.n_items + 1).scatter_(1, requests.items, w)
-        profiles = at_least_rows(weights[:, 1:]) @ self.encodings
-        return F.normalize(profiles[: len(requests)], dim=-1)
+        profiles = []
+        for row in weights[:, 1:]:
+            items = row.nonzero().squeeze(1)
+            profiles.append(row[items] @ self.encodings[items])
+        return F.normalize(torch.stack(profiles), dim=-1)
 
     # --- ranking ----------------------------------------------------------------------------
 

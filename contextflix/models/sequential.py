@@ -28,22 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
+from contextflix.models.exact import MIN_ROWS, row_by_row
 
 N_TIMES_OF_DAY = len(TIMES_OF_DAY)
-MIN_ROWS = 4
-"""Rows below which CPU matrix kernels take another summation order (1 to 3 rows give other
-last bits than 4 or more, on one thread): what makes a score depend on its batch."""
-
-
-def at_least_rows(values: torch.Tensor) -> torch.Tensor:
-    """``values`` with zero rows appended up to MIN_ROWS: a matrix product of them then has
-    the same bits for each row however few requests share it."""
-    missing = MIN_ROWS - len(values)
-    if missing <= 0:
-        return values
-    return torch.cat([values, values.new_zeros((missing, *values.shape[1:]))])
-
-
 N_DEVICES = len(DEVICES)
 
 
@@ -206,16 +193,16 @@ class SequentialRecommender(nn.Module):
         position over the (kept) positions, averaged over heads; each row sums to 1 and is 0
         on padding. Position j's weight is on the item ``items[:, j]`` ("because you watched").
 
-        Every matrix product here has at least MIN_ROWS rows, whatever B (sequences at least
-        MIN_ROWS long), so a row's scores have the same bits alone or in any batch: the last
-        layer computes the last MIN_ROWS positions, and the logits of fewer than MIN_ROWS
-        rows are computed padded.
+        A row's scores have the same bits alone or in any batch (models/exact.py): every
+        product of the layers has at least MIN_ROWS rows (sequences at least MIN_ROWS long;
+        the last layer computes the last MIN_ROWS positions), and the scores over the
+        catalogue are computed row by row.
         """
         items, time_of_day, device = (t[:, -self.max_len :] for t in (items, time_of_day, device))
         queries = min(MIN_ROWS, items.shape[1])
         h, attention = self.hidden(items, time_of_day, device, queries, return_attention)
         last = h[:, -1]
-        scores = self.logits(at_least_rows(last))[: len(last)]
+        scores = row_by_row(last, self.item_emb.weight[1:])
         if return_attention:
             return scores, attention
         return scores

@@ -23,7 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
-from contextflix.models.scoring import Requests, Scored, Scorer, at_least_rows, scoring_pass
+from contextflix.models.scoring import Requests, Scored, Scorer, row_by_row, scoring_pass
 from contextflix.service.reasons import (
     LIKED_RATING,
     N_NEIGHBOURS,
@@ -114,8 +114,8 @@ class Explainer:
     """Reasons for recommended items, from the models and the catalogue of one bundle.
 
     :meth:`explain` answers a whole chunk of requests at once: the neighbours of every request
-    in one product, the content occlusion deltas of every (request, item) pair in one pass.
-    Content sums run in float64 and the neighbour search in products of MIN_ROWS rows or more,
+    at once, the content occlusion deltas of every (request, item) pair in one pass.
+    Content sums run in float64 and the neighbour search row by row (models/exact.py),
     on one thread, so a reason is the same whether its request came alone or in a batch.
     """
 
@@ -228,8 +228,7 @@ class Explainer:
         own = np.array([int(r.user[0]) for r in requests])
         index = torch.as_tensor(list(rows), dtype=torch.long)
         vectors = F.normalize(scored.user_vectors[index], dim=1)
-        # a product of MIN_ROWS rows or more, on one thread: the same bits in any batch
-        sims = (at_least_rows(vectors) @ self.user_unit.T)[: len(vectors)]
+        sims = row_by_row(vectors, self.user_unit)  # the same bits in any batch
         position = np.where(own >= 0, self._pool_position[own.clip(min=0)], -1)
         inside = np.flatnonzero(position >= 0)
         sims[inside, position[inside]] = float("-inf")  # never one's own neighbour
