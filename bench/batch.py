@@ -77,11 +77,11 @@ def over_http(bundle: Path, batch: int, rounds: int, seed: int) -> tuple[float, 
         n_users = http.get("/api/users", params={"limit": 1}).json()["total"]
         movies = [m["item_id"] for m in http.get("/api/movies", params={"limit": 1000}).json()["movies"]]  # fmt: skip
         rng = random.Random(seed)
-        warm = {"requests": draw(random.Random(seed + 1), batch, n_users, movies)}
-        http.post("/api/recommend_batch", json=warm).raise_for_status()  # starts the helpers
+        warm = [{"requests": draw(random.Random(seed + n), batch, n_users, movies)} for n in (1, 2)]
+        http.post("/api/recommend_batch", json=warm[0]).raise_for_status()  # starts the helpers
         while http.get("/api/health").json()["batch_helpers"] in ("waiting", "loading"):
             time.sleep(0.1)
-        http.post("/api/recommend_batch", json=warm).raise_for_status()  # warms the helpers
+        http.post("/api/recommend_batch", json=warm[1]).raise_for_status()  # warms the helpers
         single_sets = [draw(rng, batch, n_users, movies) for _ in range(rounds)]
         batch_sets = [draw(rng, batch, n_users, movies) for _ in range(rounds)]
         check = draw(rng, batch, n_users, movies)
