@@ -81,6 +81,24 @@ def test_helpers_that_cannot_load_leave_the_batch_to_the_server(bundle_dir, capl
     assert sum("answering alone" in r.message for r in caplog.records) == 1
 
 
+def test_a_killed_helper_leaves_its_share_to_the_server(bundle_dir: Path) -> None:
+    service = Recommender.from_bundle(bundle_dir, cache_size=0, batch_processes=1)
+    try:
+        wait_until_ready(service.workers)
+        (pid,) = [f.result() for f in service.workers._loading]
+        os.kill(pid, 9)
+        while alive(pid):
+            time.sleep(0.1)
+        answers = service.recommend_batch(ASKS[:8])
+        assert answers == [service.recommend(cache=False, **ask) for ask in ASKS[:3]] + [
+            answers[3],
+            *(service.recommend(cache=False, **ask) for ask in ASKS[4:8]),
+        ]
+        assert service.health()["batch_helpers"] == "closed"
+    finally:
+        service.close()
+
+
 def test_a_swapped_out_bundle_ends_its_helpers(bundle_dir: Path) -> None:
     old = Recommender.from_bundle(bundle_dir, cache_size=0, batch_processes=1)
     wait_until_ready(old.workers)

@@ -254,14 +254,16 @@ class Recommender:
         starts = range(size, len(queries), size)
         try:
             shares = [workers.submit(queries[start : start + size]) for start in starts]
-        except RuntimeError:  # the helpers were closed meanwhile (a bundle swap)
+        except RuntimeError:  # closed meanwhile (a bundle swap), or a helper was killed
+            workers.close()
             return self._answer_here(queries)
         answers = self._answer_here(queries[:size])
         for start, share in zip(starts, shares, strict=True):
             try:
                 answers += share.result()
-            except Exception as error:  # a helper died: its share is answered here
-                log.warning("a batch helper failed (%s); answering its share here", error)
+            except Exception as error:  # a helper died: its share, and what follows, here
+                log.warning("a batch helper failed (%s); answering alone from now on", error)
+                workers.close()
                 answers += self._answer_here(queries[start : start + size])
         return answers
 
