@@ -382,9 +382,13 @@ def oracle_ndcg(
 ) -> dict:
     """Protocol S test NDCG@10/HR@10 of the generating model's own ranking (see module doc).
 
-    Also ``genre_taste_ndcg@10``: a content-only reference (not a bound), ranking by the
-    user's exact genre taste at that time of day times the popularity an item's genres and
-    year tell (no series order, no popularity beyond what the catalogue says).
+    Also ``taste_ndcg@10``, the oracle restricted to taste: the user's exact cluster mix at
+    that time of day times the item's popularity within its cluster, without the series
+    order. It is what a model of who likes what (matrix factorisation) can at best reach, so
+    it tells whether the planted taste leaves such a model room above popularity. And
+    ``genre_taste_ndcg@10``: a content-only reference (not a bound), ranking by the same
+    taste times the popularity an item's genres and year tell (no series order, no
+    popularity beyond what the catalogue says).
     """
     users = ratings["user_id"].to_numpy() - 1
     items = ratings["item_id"].to_numpy() - 1
@@ -395,7 +399,7 @@ def oracle_ndcg(
         ends, starts = ends[chosen], starts[chosen]
     candidates = np.bincount(items, minlength=n_items) > 0
     hours = ratings["local_hour"].to_numpy()
-    ndcg, hits, content_ndcg = [], [], []
+    ndcg, hits, taste_ndcg, content_ndcg = [], [], [], []
 
     def ranks(scores: np.ndarray, rows: np.ndarray, history: np.ndarray, end: np.ndarray):
         scores[rows, history] = -np.inf
@@ -416,11 +420,14 @@ def oracle_ndcg(
         rank = ranks(scores, rows, history, end)
         ndcg.append(np.where(rank <= 10, 1 / np.log2(rank + 1), 0.0))
         hits.append(rank <= 10)
+        rank = ranks(taste * world.within[None, :], rows, history, end)
+        taste_ndcg.append(np.where(rank <= 10, 1 / np.log2(rank + 1), 0.0))
         rank = ranks(taste * np.exp(world.feature_popularity)[None, :], rows, history, end)
         content_ndcg.append(np.where(rank <= 10, 1 / np.log2(rank + 1), 0.0))
     return {
         "ndcg@10": float(np.concatenate(ndcg).mean()),
         "hr@10": float(np.concatenate(hits).mean()),
+        "taste_ndcg@10": float(np.concatenate(taste_ndcg).mean()),
         "genre_taste_ndcg@10": float(np.concatenate(content_ndcg).mean()),
         "users": len(ends),
     }
