@@ -7,6 +7,7 @@ import asyncio
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,6 +159,21 @@ def test_a_batch_answers_like_single_calls(http: httpx.Client, app_url: str) -> 
         requests=requests, api_name="/recommend_batch"
     )
     assert via_gradio == batch.json()
+
+
+def test_a_large_batch_is_shared_with_a_helper_and_answers_like_single_calls(
+    http: httpx.Client,
+) -> None:
+    """From 8 requests on, a helper process answers a share (configs/app.yaml)."""
+    start = [{"user_id": user, "time_of_day": "evening", "k": 3} for user in range(10, 22)]
+    http.post("/api/recommend_batch", json={"requests": start}).raise_for_status()
+    deadline = time.monotonic() + 120
+    while http.get("/api/health").json()["batch_helpers"] != "ready":
+        assert time.monotonic() < deadline, "the batch helper did not start"
+        time.sleep(0.2)
+    asks = [{"user_id": user, "time_of_day": "night", "k": 3} for user in range(30, 42)]
+    results = http.post("/api/recommend_batch", json={"requests": asks}).json()["results"]
+    assert results == [http.post("/api/recommend", json=ask).json() for ask in asks]
 
 
 # --- MCP -----------------------------------------------------------------------------------

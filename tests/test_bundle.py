@@ -28,6 +28,7 @@ from contextflix.bundle_data import table_digest, withheld_files
 from contextflix.card import TAGS
 from contextflix.data import DownloadError, load_dataset
 from contextflix.data.licences import data_licence
+from contextflix.data.splits import chronological_order
 from contextflix.hub import BUNDLE_PATTERNS, publishable_files
 from contextflix.models.collaborative import MatrixFactorization
 from contextflix.models.content import ContentModel
@@ -35,7 +36,6 @@ from contextflix.models.hybrid import ContextHybrid, standardise
 from contextflix.models.popularity import ContextPopularity
 from contextflix.models.scoring import SOURCES, BaseModels, Requests
 from contextflix.models.sequential import SequentialRecommender
-from contextflix.service.catalog import chronological_order
 from tests.conftest import requires_ml100k
 
 N_USERS, N_ITEMS = 7, 12

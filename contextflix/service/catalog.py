@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY
+from contextflix.data.splits import chronological_order
 from contextflix.service.errors import RecommenderError
 from contextflix.service.reasons import LIKED_RATING, similar_text
 from contextflix.service.requests import MAX_K, MAX_LIST, MAX_QUERY_CHARS, MAX_QUERY_WORDS, quote
@@ -64,20 +65,6 @@ def bounded(name: str, value: Any, low: int, high: int) -> int:
     if not low <= number <= high:
         raise RecommenderError(f"{name} must be from {low} to {high}, not {quote(number)}")
     return number
-
-
-def chronological_order(user: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    """Row order by user, then time, then row: ``np.lexsort((rows, ts, user))``.
-
-    One stable sort of the combined key ``user * span + time`` where it fits in 63 bits: five
-    times faster than the lexsort at 25M interactions, which dominated a bundle's load.
-    """
-    if len(user) == 0:
-        return np.arange(0)
-    low, span = int(ts.min()), int(ts.max()) - int(ts.min()) + 1
-    if (int(user.max()) + 1) * span >= 2**62:
-        return np.lexsort((ts, user))  # lexsort is stable: the row order breaks ties
-    return np.argsort(user * span + (ts - low), kind="stable")
 
 
 class Catalog:
