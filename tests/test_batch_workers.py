@@ -72,7 +72,7 @@ def test_helpers_that_cannot_load_leave_the_batch_to_the_server(bundle_dir, capl
     service.workers = BatchWorkers(bundle_dir / "missing", processes=1)
     with caplog.at_level(logging.WARNING, logger="contextflix.workers"):
         deadline = time.monotonic() + 120
-        while not service.workers._closed:  # their load fails, once
+        while service.workers.state != "closed":  # their load fails, once
             assert time.monotonic() < deadline
             service.workers.ready()
             time.sleep(0.1)

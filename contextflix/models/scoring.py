@@ -11,21 +11,17 @@ pass answers is a ``Scored`` (contextflix/models/scored.py); both re-exported he
 
 Two details make "the same ranking" exact rather than nearly so:
 
-- One thread, and products whose bits do not depend on the batch (models/exact.py). CPU
-  matrix kernels choose their
-  summation order by the shape of the product and by how many threads share it: a user's
-  scores computed alone (1 to 3 rows) or on two threads differ in the last bits from the same
-  user's scores in a batch, enough to swap two near-equal items. On one thread, passes of 4
-  to 256 rows give every row the same bits wherever it sits in the pass, for the products
-  the models make (tests/test_serving_parity.py checks it). Seen exception: a product with
-  fewer than 16 outputs and an input width not a multiple of 4 depends on the row's place,
-  so a hybrid gate narrower than 16 (``hidden``; the configs use 16) is exact only nearly. The
-  Scorer therefore scores on one intra-op thread, in passes of up to ``MAX_ROWS`` requests
-  grouped by the sequence length their own history needs; it pads the inputs of the small
-  products to at least MIN_ROWS rows (``at_least_rows``; the sequential model does so
-  itself) and computes the products with the whole catalogue row by row (``row_by_row``):
-  a request's scores do not depend on what else is in its batch, nor on the machine's core
-  count. Everything else is row by row (elementwise, per-row reductions).
+- One thread, and products whose bits do not depend on the batch. CPU matrix kernels choose
+  their summation order by the shape of a product and by how many threads share it, enough
+  to swap two near-equal items between a user scored alone and in a batch. The Scorer
+  therefore scores on one intra-op thread, in passes of up to ``MAX_ROWS`` requests grouped
+  by the sequence length their own history needs; the small products get at least MIN_ROWS
+  rows (``at_least_rows``) and the products with the whole catalogue are made row by row
+  (``row_by_row``; models/exact.py says why each). Seen exception: a product with fewer than
+  16 outputs and an input width not a multiple of 4 depends on the row's place, so a hybrid
+  gate narrower than 16 (``hidden``; the configs use 16) is exact only nearly. Everything
+  else is row by row (elementwise, per-row reductions): a request's scores do not depend on
+  what else is in its batch, nor on the machine's core count.
 - Ties broken once. Some models give several items exactly the same score (content: movies
   with identical features; popularity: equal counts). A served list must order them; protocol
   S ranks a target behind every item tied with it. :meth:`Scorer.ranking_key` breaks exact
@@ -362,8 +358,8 @@ class Scorer:
         of ``content.profile_weights``: offset + rating - the history's mean rating.
 
         Each row's sum runs over its own movies in item order, whatever else is in the batch
-        and however wide its padding: its bits are the row's, at the cost of a history, not
-        of the catalogue."""
+        and however wide its padding: its bits are the row's, and no product with the whole
+        catalogue is made."""
         present = requests.items > 0
         count = present.sum(1, keepdim=True).clamp_min(1)
         mean = (requests.ratings * present).sum(1, keepdim=True) / count  # exact: star sums

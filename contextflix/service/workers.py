@@ -61,8 +61,8 @@ class BatchWorkers:
         self._pool: ProcessPoolExecutor | None = None
         self._loading: list[Future] = []
         self._closed = False
-        self._lock = threading.Lock()
-        self.answered = 0  # requests the helpers answered (tests, benchmarks)
+        self._lock = threading.RLock()
+        self.answered = 0  # requests sent to the helpers (tests)
 
     @property
     def state(self) -> str:
@@ -83,8 +83,7 @@ class BatchWorkers:
             failed = next((f.exception() for f in self._loading if f.exception()), None)
             if failed is not None:  # e.g. out of memory: said once, then answered alone
                 log.warning("batch helpers unavailable, answering alone: %s", failed)
-                self._closed = True
-                self._pool.shutdown(wait=False)
+                self.close()
             return failed is None
 
     def _start(self) -> None:

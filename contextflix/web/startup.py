@@ -189,5 +189,4 @@ class Serving:
             old, self.api.service = self.api.service, service
             self.bundle_dir = Path(bundle_dir)
             self.version += 1
-        if hasattr(old, "close"):
-            old.close()
+        old.close()
