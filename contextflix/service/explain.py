@@ -25,7 +25,6 @@ from torch.nn import functional as F
 from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
 from contextflix.models.scoring import Requests, Scored, Scorer, row_by_row, scoring_pass
 from contextflix.service.reasons import (
-    LIKED_RATING,
     N_NEIGHBOURS,
     NEIGHBOUR_POOL,
     collaborative_reason,
@@ -238,13 +237,14 @@ class Explainer:
         searched = pool if pool < catalog.n_users else None
         width = max(len(top) for top in tops)
         items = np.array([list(top) + [0] * (width - len(top)) for top in tops])  # [R, width]
-        keys = neighbours[:, :, None] * catalog.n_items + items[:, None, :]
-        pos = np.searchsorted(catalog.pair_key, keys).clip(max=len(catalog.pair_key) - 1)
-        rating = np.where(catalog.pair_key[pos] == keys, catalog.pair_rating[pos], np.nan)
+        rating = np.full((*neighbours.shape, width), np.nan)  # liked ratings, NaN elsewhere
+        for i, top in enumerate(tops):
+            for col, item in enumerate(top):
+                rating[i, :, col] = catalog.liked_ratings(item, neighbours[i])
         low, high = catalog.rating_range
         raw = scored.raw["collaborative"][index[:, None], torch.as_tensor(items)]
         predicted = raw.clamp(low, high).tolist()
-        liked = rating >= LIKED_RATING  # NaN (not rated) compares False
+        liked = ~np.isnan(rating)
         out = []
         for i, top in enumerate(tops):
             n = int(counts[i])
