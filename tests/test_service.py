@@ -80,6 +80,8 @@ def test_collaborative_evidence_names_true_neighbours(service: Recommender, bund
             )
             assert neighbour["rating"] >= 4
             named += 1
+        liked = {u for u in nearest_ids if user_history(service, u).get(item["item_id"], 0) >= 4}
+        assert {n["user_id"] for n in evidence["neighbours"]} == liked  # every one who liked it
         if evidence["neighbours"]:
             assert item["explanation"].startswith(f"{len(evidence['neighbours'])} of the 50 users")
         assert evidence["searched"] is None  # every user: fewer than NEIGHBOUR_POOL

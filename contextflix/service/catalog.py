@@ -101,16 +101,18 @@ class Catalog:
 
     def _prepare_histories(self, frame: pd.DataFrame) -> None:
         """Histories as CSR arrays (by user, chronological) and the likers of each movie."""
-        user = frame["user_idx"].to_numpy(dtype=np.int64)
+        user = frame["user_idx"].to_numpy()
         ts = frame["timestamp"].to_numpy(dtype=np.int64)
         order = chronological_order(user, ts)  # the order of Requests
-        self.h_user = user[order]
-        self.h_item = frame["item_idx"].to_numpy(dtype=np.int64)[order]
+        # the stored types, not 64-bit copies: at 25M ratings each column is a fresh array of
+        # 25M rows, and filling new memory is much of what a load costs
+        self.h_user = user.astype(np.int32, copy=False)[order]
+        self.h_item = frame["item_idx"].to_numpy().astype(np.int32, copy=False)[order]
         self.h_rating = frame["rating"].to_numpy(dtype=np.float32)[order]
-        self.h_tod = frame["time_of_day"].to_numpy(dtype=np.int64)[order]
-        self.h_dev = frame["device"].to_numpy(dtype=np.int64)[order]
+        self.h_tod = frame["time_of_day"].to_numpy().astype(np.int8, copy=False)[order]
+        self.h_dev = frame["device"].to_numpy().astype(np.int8, copy=False)[order]
         self.h_ts = ts[order]
-        self.h_start = np.searchsorted(self.h_user, np.arange(self.n_users + 1))
+        self.h_start = np.searchsorted(self.h_user, np.arange(self.n_users + 1, dtype=np.int32))
         ratings = self.h_rating
         self.rating_range = (float(ratings.min()), float(ratings.max())) if len(frame) else (1, 5)
         liked = self.h_rating >= LIKED_RATING
@@ -122,7 +124,9 @@ class Catalog:
         self._liker_item = items[by_item]
         self._liker_user = self.h_user[liked][by_item]
         self._liker_rating = self.h_rating[liked][by_item]
-        self._liker_start = np.searchsorted(self._liker_item, np.arange(self.n_items + 1))
+        self._liker_start = np.searchsorted(
+            self._liker_item, np.arange(self.n_items + 1, dtype=np.int32)
+        )
 
     # --- lookups ----------------------------------------------------------------------------
 
@@ -172,6 +176,7 @@ class Catalog:
         start, stop = self._liker_start[item], self._liker_start[item + 1]
         found = np.full(len(users), np.nan)
         if stop > start:
+            users = users.astype(np.int32)  # the likers' type: no copy of them to compare
             at = start + np.searchsorted(self._liker_user[start:stop], users).clip(
                 max=stop - start - 1
             )

@@ -162,7 +162,10 @@ class Recommender:
             items = np.asarray(q.history, dtype=np.int64)
             unknown = np.full(len(items), UNKNOWN, dtype=np.int64)
             arrays = (items, np.asarray(q.ratings, dtype=np.float32), unknown, unknown)
-        items, ratings, tod, dev = (torch.from_numpy(np.array(a))[None] for a in arrays)
+        items, ratings, tod, dev = (
+            torch.from_numpy(np.array(a, dtype=t))[None]
+            for a, t in zip(arrays, (np.int64, np.float32, np.int64, np.int64), strict=True)
+        )
         return Requests(
             user=torch.tensor([q.user_idx]),
             items=items + 1,
