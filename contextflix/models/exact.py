@@ -10,6 +10,9 @@ near-equal items, and what is served would no longer be exactly what was evaluat
 - ``row_by_row``: one matrix-vector product per row, for the products with the whole
   catalogue. A lone request then reads the item table once instead of padding to four rows:
   at 59,047 movies 0.5 ms against 3.4 ms, and each of a request's catalogue products is one.
+- ``in_fours``: the catalogue table times exactly MIN_ROWS vectors, for rows that always come
+  together (a request's occlusion variants): one read of the table for four rows, each row's
+  bits independent of the others and of its place (tests/test_exact.py).
 """
 
 from __future__ import annotations
@@ -36,3 +39,11 @@ def row_by_row(vectors: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     if not len(vectors):
         return vectors.new_zeros((0, len(table)))
     return torch.stack([torch.mv(table, row.clone()) for row in vectors])
+
+
+def in_fours(vectors: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """[B, N] scores ``vectors`` [B, D] @ ``table`` [N, D].T, as products of the table with
+    exactly MIN_ROWS vectors (the last zero-padded)."""
+    out = [table @ at_least_rows(vectors[start : start + MIN_ROWS]).T
+           for start in range(0, len(vectors), MIN_ROWS)]  # fmt: skip
+    return torch.cat(out, 1).T[: len(vectors)] if out else vectors.new_zeros((0, len(table)))

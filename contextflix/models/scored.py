@@ -2,7 +2,8 @@
 
 Beside each model's scores it keeps what the explanations quote (service/explain.py): each
 source's contribution, trust and raw score, the MF user vectors, the content profiles and the
-sequential model's attention. Passes of a batch are scored separately and gathered here.
+sequential model's attention and state. Passes of a batch are scored separately and gathered
+here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ class Scored:
     raw: dict[str, torch.Tensor]  # source -> [B, n_items] the source's own score
     user_vectors: torch.Tensor | None = None  # [B, F] MF user vectors (trained or folded in)
     profiles: torch.Tensor | None = None  # [B, D] unit content profiles
-    attention: torch.Tensor | None = None  # [B, max_len] sequential, see sequential_scores
+    attention: torch.Tensor | None = None  # [B, max_len] sequential, see sequential_state
+    state: torch.Tensor | None = None  # [B, D] sequential state its scores come from
 
     @staticmethod
     def gather(parts: Sequence[tuple[torch.Tensor, Scored]], n: int) -> Scored:
@@ -45,6 +47,7 @@ class Scored:
             user_vectors=field(lambda p: p.user_vectors),
             profiles=field(lambda p: p.profiles),
             attention=field(lambda p: p.attention),
+            state=field(lambda p: p.state),
         )
 
 
@@ -56,6 +59,7 @@ class Pass:
     user_vectors: torch.Tensor | None = None
     profiles: torch.Tensor | None = None
     attention: torch.Tensor | None = None
+    state: torch.Tensor | None = None
 
 
 def gather_rows(parts: Sequence[tuple[torch.Tensor, torch.Tensor]], n: int) -> torch.Tensor:

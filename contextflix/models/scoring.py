@@ -67,6 +67,7 @@ __all__ = [
     "scoring_pass",
     "sequential_length",
     "sequential_scores",
+    "sequential_state",
 ]
 
 SOURCES = ("collaborative", "content", "sequential", "popularity")
@@ -217,6 +218,18 @@ class Scorer:
         return {s: gather_rows([(r, p[s]) for r, p in parts], len(requests)) for s in sources}
 
     @scoring_pass
+    def sequential_states(
+        self, requests: Requests, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """[B, D] the sequential model's state each request's next item is scored from
+        (``lengths`` as in :meth:`raw`)."""
+        parts = [
+            (rows, sequential_state(self.models.sequential, block, length)[0])
+            for rows, block, length in self._blocks(requests, lengths)
+        ]
+        return gather_rows(parts, len(requests))
+
+    @scoring_pass
     def standardised(
         self, requests: Requests, sources: Sequence[str]
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -286,7 +299,7 @@ class Scorer:
                 one = done.raw[model]
                 out[model] = Scored(one, {model: one}, {model: torch.ones(len(one))}, {model: one})
             out[model].user_vectors, out[model].profiles = done.user_vectors, done.profiles
-            out[model].attention = done.attention
+            out[model].attention, out[model].state = done.attention, done.state
         return out
 
     def _mix(
@@ -331,8 +344,9 @@ class Scorer:
             cosine = row_by_row(done.profiles, self.encodings)
             done.raw["content"] = self._content_scale * cosine + self._content_prior
         if "sequential" in sources and models.sequential is not None:
-            scores, attention = sequential_scores(models.sequential, requests, length, True)
-            done.raw["sequential"] = scores
+            state, attention = sequential_state(models.sequential, requests, length, True)
+            done.raw["sequential"] = models.sequential.scores_of(state)
+            done.state = state
             done.attention = F.pad(attention, (models.sequential.max_len - attention.shape[1], 0))
         return done
 
@@ -422,15 +436,16 @@ def sequential_length(history_length: int, max_len: int) -> int:
     return min(max(MIN_ROWS, 1 << max(history_length - 1, 0).bit_length()), max_len)
 
 
-def sequential_scores(
+def sequential_state(
     model: SequentialRecommender,
     requests: Requests,
     length: int | None = None,
     return_attention: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Scores of the next item after each history's last ``length`` (default max_len) items,
-    and with ``return_attention`` the last position's attention over them, [B, length]
-    (head mean of the last layer; 0 on padding), which does not change the scores' bits.
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The hidden state [B, D] the next item after each history's last ``length`` (default
+    max_len) items is scored from, and with ``return_attention`` the last position's
+    attention over them, [B, length] (head mean of the last layer; 0 on padding), which does
+    not change the state's bits.
 
     Position t carries the context of interaction t+1; the last, the request's context.
     """
@@ -438,7 +453,20 @@ def sequential_scores(
     items = requests.items[:, -length:]
     tod = torch.cat([requests.time_of_day[:, 1:], requests.target_time_of_day[:, None]], 1)
     dev = torch.cat([requests.device[:, 1:], requests.target_device[:, None]], 1)
-    return model.score_last(items, tod[:, -length:], dev[:, -length:], return_attention)
+    return model.last_hidden(items, tod[:, -length:], dev[:, -length:], return_attention)
+
+
+def sequential_scores(
+    model: SequentialRecommender,
+    requests: Requests,
+    length: int | None = None,
+    return_attention: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Scores [B, n_items] of the next item (see :func:`sequential_state`), with the
+    attention when asked."""
+    state, attention = sequential_state(model, requests, length, return_attention)
+    scores = model.scores_of(state)
+    return (scores, attention) if return_attention else scores
 
 
 def fit_popularity(dataset) -> ContextPopularity:

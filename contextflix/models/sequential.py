@@ -171,13 +171,45 @@ class SequentialRecommender(nn.Module):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores of every catalogue item (item_idx order, no padding column) for [..., D]."""
-        return hidden @ self.item_emb.weight[1:].T
+        return hidden @ self.item_table.T
 
     def forward(
         self, items: torch.Tensor, time_of_day: torch.Tensor, device: torch.Tensor
     ) -> torch.Tensor:
         """Next-item logits at every position: [B, L, n_items]."""
         return self.logits(self.hidden(items, time_of_day, device)[0])
+
+    @property
+    def item_table(self) -> torch.Tensor:
+        """[n_items, D] the output embeddings of the catalogue (item_idx order)."""
+        return self.item_emb.weight[1:]
+
+    def last_hidden(
+        self,
+        items: torch.Tensor,
+        time_of_day: torch.Tensor,
+        device: torch.Tensor,
+        return_attention: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The hidden state [B, D] the item after the last position is scored from, and with
+        ``return_attention`` the last layer's attention of the last position over the (kept)
+        positions [B, L], averaged over heads; each row sums to 1 and is 0 on padding.
+        Position j's weight is on the item ``items[:, j]`` ("because you watched").
+
+        Histories longer than ``max_len`` keep their last ``max_len`` positions. Every
+        product of the layers has at least MIN_ROWS rows (sequences at least MIN_ROWS long;
+        the last layer computes the last MIN_ROWS positions), so a row's bits are the same
+        alone or in any batch (models/exact.py).
+        """
+        items, time_of_day, device = (t[:, -self.max_len :] for t in (items, time_of_day, device))
+        queries = min(MIN_ROWS, items.shape[1])
+        h, attention = self.hidden(items, time_of_day, device, queries, return_attention)
+        return h[:, -1], attention
+
+    def scores_of(self, last: torch.Tensor) -> torch.Tensor:
+        """Scores [B, n_items] of the catalogue from last hidden states [B, D], row by row:
+        a row's bits do not depend on its batch (models/exact.py)."""
+        return row_by_row(last, self.item_table)
 
     def score_last(
         self,
@@ -186,23 +218,10 @@ class SequentialRecommender(nn.Module):
         device: torch.Tensor,
         return_attention: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Scores [B, n_items] for the item after the last position (serving).
-
-        Histories longer than ``max_len`` keep their last ``max_len`` positions. With
-        ``return_attention`` also returns [B, L]: the last layer's attention of the last
-        position over the (kept) positions, averaged over heads; each row sums to 1 and is 0
-        on padding. Position j's weight is on the item ``items[:, j]`` ("because you watched").
-
-        A row's scores have the same bits alone or in any batch (models/exact.py): every
-        product of the layers has at least MIN_ROWS rows (sequences at least MIN_ROWS long;
-        the last layer computes the last MIN_ROWS positions), and the scores over the
-        catalogue are computed row by row.
-        """
-        items, time_of_day, device = (t[:, -self.max_len :] for t in (items, time_of_day, device))
-        queries = min(MIN_ROWS, items.shape[1])
-        h, attention = self.hidden(items, time_of_day, device, queries, return_attention)
-        last = h[:, -1]
-        scores = row_by_row(last, self.item_emb.weight[1:])
+        """Scores [B, n_items] for the item after the last position (serving), and with
+        ``return_attention`` the attention of :meth:`last_hidden`."""
+        last, attention = self.last_hidden(items, time_of_day, device, return_attention)
+        scores = self.scores_of(last)
         if return_attention:
             return scores, attention
         return scores

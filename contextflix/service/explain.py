@@ -169,13 +169,14 @@ class Explainer:
         rows: Sequence[int],
         tops: Sequence[list[int]],
         cold: Sequence[bool],
-        occlusions: Sequence[tuple[torch.Tensor, list[int]] | None],
+        occlusions: Sequence[tuple[torch.Tensor, torch.Tensor, list[int]] | None],
     ) -> list[dict[str, list[dict]]]:
         """Per request, {source: one reason per top item} for every source that contributed.
 
         ``requests`` are one-row; request i is row ``rows[i]`` of ``scored`` and recommends
-        ``tops[i]``. ``occlusions[i]``: the sequential scores of its occlusion variants and
-        the items they remove (scored with the request, see occlusion_variants), or None.
+        ``tops[i]``. ``occlusions[i]``: the sequential scores of the request and of its
+        occlusion variants, and the items those remove (Recommender._score_explained), or
+        None.
         """
         out: list[dict[str, list[dict]]] = [{} for _ in requests]
         sources = scored.contributions
@@ -193,7 +194,7 @@ class Explainer:
                 found = (
                     [(None, 0.0)] * len(tops[i])
                     if occlusion is None
-                    else occlusion_drops(scored.raw["sequential"][rows[i]], *occlusion, tops[i])
+                    else occlusion_drops(*occlusion, tops[i])
                 )
                 out[i]["sequential"] = [
                     sequential_reason(

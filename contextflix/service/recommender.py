@@ -27,6 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY
+from contextflix.models.exact import in_fours
 from contextflix.models.popularity import UNKNOWN
 from contextflix.models.scoring import MODELS, SOURCES, Requests, Scored, Scorer, scoring_pass
 from contextflix.service.catalog import Catalog
@@ -323,14 +324,17 @@ class Recommender:
 
     def _score_explained(
         self, model: str, requests: list[Requests]
-    ) -> tuple[Scored, list[tuple[torch.Tensor, list[int]] | None]]:
-        """The requests' Scored and, per request, its occlusion variants' sequential scores
-        and removed items (or None), for a model that uses the sequential source.
+    ) -> tuple[Scored, list[tuple[torch.Tensor, torch.Tensor, list[int]] | None]]:
+        """The requests' Scored and, per request, the sequential scores of the request and of
+        its occlusion variants, and the items those remove (or None), for a model that uses
+        the sequential source.
 
         Two passes for the whole chunk: the requests (whose attention picks each one's
-        variants), then every variant, read as its model reads it (no context for
-        hybrid_no_context) at its request's width. Both are Scorer passes, so a request's
-        reasons are the same alone or in a batch.
+        variants), then every variant's state, read as its model reads it (no context for
+        hybrid_no_context) at its request's width. A request's own state and its variants'
+        are then scored against the catalogue together (``in_fours``: one read of the item
+        table for up to three variants), so the drops compare scores of one product. Both
+        passes are Scorer passes, so a request's reasons are the same alone or in a batch.
         """
         batch = Requests.concat(requests)
         scored = self.scorer.score(batch, model)
@@ -338,11 +342,15 @@ class Recommender:
         variants, lengths, spans, removed = occlusions(reads, scored.attention)
         if not any(removed):
             return scored, [None] * len(requests)
-        sequential = self.scorer.raw(variants, ["sequential"], lengths)["sequential"]
-        found = [
-            (sequential[span], items) if items else None
-            for span, items in zip(spans, removed, strict=True)
-        ]
+        states = self.scorer.sequential_states(variants, lengths)
+        table = self.models.sequential.item_table
+        found = []
+        for row, (span, items) in enumerate(zip(spans, removed, strict=True)):
+            if not items:
+                found.append(None)
+                continue
+            scores = in_fours(torch.cat([scored.state[row : row + 1], states[span]]), table)
+            found.append((scores[0], scores[1:], items))
         return scored, found
 
     def _allowed(self, queries: list[_Query], requests: list[Requests]) -> torch.Tensor:
