@@ -26,11 +26,12 @@ def standardise(scores: torch.Tensor, excluded: torch.Tensor | None = None) -> t
     Excluded items (seen, outside the catalogue) get the z-score of their own value on that
     scale, so a caller that shows seen items ranks them on the same footing.
     """
-    allowed = torch.ones_like(scores, dtype=torch.bool) if excluded is None else ~excluded
-    n = allowed.sum(-1, keepdim=True).clamp_min(1)
-    mean = scores.masked_fill(~allowed, 0.0).sum(-1, keepdim=True) / n
-    var = ((scores - mean).masked_fill(~allowed, 0.0) ** 2).sum(-1, keepdim=True) / n
-    return (scores - mean) / var.sqrt().clamp_min(1e-6)
+    excluded = torch.zeros_like(scores, dtype=torch.bool) if excluded is None else excluded
+    n = (~excluded).sum(-1, keepdim=True).clamp_min(1)
+    mean = scores.masked_fill(excluded, 0.0).sum(-1, keepdim=True) / n
+    centred = scores - mean
+    var = (centred.masked_fill(excluded, 0.0) ** 2).sum(-1, keepdim=True) / n
+    return centred / var.sqrt().clamp_min(1e-6)
 
 
 class ContextHybrid(nn.Module):
