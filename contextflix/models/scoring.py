@@ -177,15 +177,13 @@ class Scorer:
     # --- scoring ---------------------------------------------------------------------------
 
     @scoring_pass
-    def score(self, requests: Requests, model: str, lengths: torch.Tensor | None = None) -> Scored:
+    def score(self, requests: Requests, model: str) -> Scored:
         """[B, n_items] scores of ``model`` with contributions, weights, raw scores and the
-        evidence explanations quote (user vectors, content profiles, sequential attention).
-
-        ``lengths``: as in :meth:`raw`.
-        """
+        evidence explanations quote (user vectors, content profiles, sequential attention
+        and state)."""
         parts = [
             (rows, self._score_block(block, [model], length)[model])
-            for rows, block, length in self._blocks(requests, lengths)
+            for rows, block, length in self._blocks(requests)
         ]
         return Scored.gather(parts, len(requests))
 
@@ -199,21 +197,12 @@ class Scorer:
         return {m: gather_rows([(r, p[m].scores) for r, p in parts], len(requests)) for m in models}
 
     @scoring_pass
-    def raw(
-        self,
-        requests: Requests,
-        sources: Sequence[str] | None = None,
-        lengths: torch.Tensor | None = None,
-    ) -> dict:
-        """{source: [B, n_items] raw scores} (default: every available source).
-
-        ``lengths`` (default: each history's length) decide which rows share a pass: a row
-        that must be read like another (an occlusion variant like its request) may borrow its.
-        """
+    def raw(self, requests: Requests, sources: Sequence[str] | None = None) -> dict:
+        """{source: [B, n_items] raw scores} (default: every available source)."""
         sources = self.models.available if sources is None else sources
         parts = [
             (rows, self._raw_block(block, sources, length).raw)
-            for rows, block, length in self._blocks(requests, lengths)
+            for rows, block, length in self._blocks(requests)
         ]
         return {s: gather_rows([(r, p[s]) for r, p in parts], len(requests)) for s in sources}
 
@@ -221,8 +210,11 @@ class Scorer:
     def sequential_states(
         self, requests: Requests, lengths: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """[B, D] the sequential model's state each request's next item is scored from
-        (``lengths`` as in :meth:`raw`)."""
+        """[B, D] the sequential model's state each request's next item is scored from.
+
+        ``lengths`` (default: each history's length) decide which rows share a pass: a row
+        that must be read like another (an occlusion variant like its request) may borrow its.
+        """
         parts = [
             (rows, sequential_state(self.models.sequential, block, length)[0])
             for rows, block, length in self._blocks(requests, lengths)
