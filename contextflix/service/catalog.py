@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from scipy import sparse
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY
 from contextflix.data.splits import chronological_order
@@ -32,19 +33,6 @@ def fold_text(text: str) -> str:
     """Case- and accent-insensitive form for search: NFKD, drop combining marks, casefold."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-
-
-def _stable_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
-    """Indices that sort ``keys`` (0 <= key < n_keys < 2**32) stably, in linear time.
-
-    numpy sorts 16-bit keys by radix; wider ones (87,585 movies at ML-32M) are sorted by their
-    low 16 bits, then stably by the rest, which a merge sort of 16M likes took 3.5 s to do.
-    """
-    if n_keys <= 1 << 16:
-        return np.argsort(keys.astype(np.uint16), kind="stable")
-    low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
-    high = np.argsort((keys[low] >> 16).astype(np.uint16), kind="stable")
-    return low[high]
 
 
 def _plain(value: Any) -> Any:
@@ -113,31 +101,37 @@ class Catalog:
         self._prepare_histories(interactions)
 
     def _prepare_histories(self, frame: pd.DataFrame) -> None:
-        """Histories as CSR arrays (by user, chronological) and the likers of each movie."""
+        """Histories as CSR arrays (by user, chronological) and the likers of each movie.
+
+        Columns keep their stored types (no 64-bit copies of 8- and 32-bit columns) and the
+        timestamps, which only history() shows, are read through the order instead of
+        gathered: at 25M ratings every new column is a fresh array to fill, which is much
+        of what a load costs.
+        """
         user = frame["user_idx"].to_numpy()
-        ts = frame["timestamp"].to_numpy(dtype=np.int64)
-        order = chronological_order(user, ts)  # the order of Requests
-        # the stored types, not 64-bit copies: at 25M ratings each column is a fresh array of
-        # 25M rows, and filling new memory is much of what a load costs
-        self.h_user = user.astype(np.int32, copy=False)[order]
+        self._timestamps = frame["timestamp"].to_numpy(dtype=np.int64)
+        self._order = chronological_order(user, self._timestamps)  # the order of Requests
+        order = self._order
+        users = user.astype(np.int32, copy=False)[order]
         self.h_item = frame["item_idx"].to_numpy().astype(np.int32, copy=False)[order]
         self.h_rating = frame["rating"].to_numpy(dtype=np.float32)[order]
         self.h_tod = frame["time_of_day"].to_numpy().astype(np.int8, copy=False)[order]
         self.h_dev = frame["device"].to_numpy().astype(np.int8, copy=False)[order]
-        self.h_ts = ts[order]
-        self.h_start = np.searchsorted(self.h_user, np.arange(self.n_users + 1, dtype=np.int32))
+        self.h_start = np.searchsorted(users, np.arange(self.n_users + 1, dtype=np.int32))
         ratings = self.h_rating
         self.rating_range = (float(ratings.min()), float(ratings.max())) if len(frame) else (1, 5)
-        liked = self.h_rating >= LIKED_RATING
-        # by item, then user: a stable sort by item keeps the rows' (user, time) order
-        items = self.h_item[liked]
-        by_item = _stable_order(items, self.n_items)
-        self._liker_item = items[by_item]
-        self._liker_user = self.h_user[liked][by_item]
-        self._liker_rating = self.h_rating[liked][by_item]
-        self._liker_start = np.searchsorted(
-            self._liker_item, np.arange(self.n_items + 1, dtype=np.int32)
+        # who liked what: the liked part of the histories as a users x movies matrix, turned
+        # by movie (scipy's counting sort, linear in the ratings), each movie's likers in
+        # user order (a user's repeats in time order)
+        liked = ratings >= LIKED_RATING
+        per_user = np.bincount(users[liked], minlength=self.n_users)
+        by_user = sparse.csr_array(
+            (ratings[liked], self.h_item[liked], np.r_[0, np.cumsum(per_user)]),
+            shape=(self.n_users, self.n_items),
         )
+        by_item = by_user.tocsc()
+        self._liker_start, self._liker_user = by_item.indptr, by_item.indices
+        self._liker_rating = by_item.data
 
     @cached_property
     def _folded_titles(self) -> list[str]:
@@ -192,7 +186,7 @@ class Catalog:
         start, stop = self._liker_start[item], self._liker_start[item + 1]
         found = np.full(len(users), np.nan)
         if stop > start:
-            users = users.astype(np.int32)  # the likers' type: no copy of them to compare
+            users = users.astype(self._liker_user.dtype)  # no copy of the likers to compare
             at = start + np.searchsorted(self._liker_user[start:stop], users).clip(
                 max=stop - start - 1
             )
@@ -221,7 +215,7 @@ class Catalog:
             {
                 **self.movie(int(self.h_item[r])),
                 "rating": float(self.h_rating[r]),
-                "timestamp": int(self.h_ts[r]),
+                "timestamp": int(self._timestamps[self._order[r]]),
                 "time_of_day": TIMES_OF_DAY[self.h_tod[r]],
                 "device": DEVICES[self.h_dev[r]],
                 "device_simulated": True,
