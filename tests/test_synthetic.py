@@ -151,3 +151,16 @@ def test_a_copy_from_an_earlier_generator_is_generated_again(tmp_path: Path) -> 
     load_dataset(name, tmp_path, use_cache=False)
     assert (stale / GENERATOR_MARK).exists()
     assert len((stale / "ratings.dat").read_text().splitlines()) > 1
+
+
+def test_a_linked_copy_from_an_earlier_generator_is_generated_again_where_it_lies(
+    tmp_path: Path,
+) -> None:
+    name = "synthetic-ml-1m-x0.02"
+    stale = tmp_path / "elsewhere" / name
+    write_release(stale, "ml-1m", seed=0, scale=0.02)
+    (stale / GENERATOR_MARK).unlink()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / name).symlink_to(stale)
+    load_dataset(name, tmp_path / "data", use_cache=False)
+    assert (tmp_path / "data" / name).is_symlink() and (stale / GENERATOR_MARK).exists()

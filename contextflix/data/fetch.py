@@ -75,10 +75,12 @@ def dataset_path(
 
 
 def _synthesize(release: Release, target: Path) -> Path:
-    """Generate a synthetic data set (seed 0) into a temporary folder and rename it into place."""
+    """Generate a synthetic data set (seed 0) into a temporary folder and rename it into place
+    (a linked folder is replaced where the link points: the link stays)."""
     from contextflix.data.synthetic import parse_name, write_release
 
     like, scale = parse_name(release.name)
+    target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{release.name}-", dir=target.parent))
     try:
