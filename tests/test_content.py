@@ -62,8 +62,7 @@ def test_user_weights_are_sparse_rows_centred_on_each_user() -> None:
     assert torch.allclose(dense, expected)
 
 
-@pytest.fixture(scope="module")
-def trained():
+def train_genre_fans(negatives: int = 0):
     """Each user watches (and rates highly) one genre only; the last item is never rated."""
     torch.manual_seed(0)
     movies = catalogue()
@@ -78,7 +77,9 @@ def trained():
             items.append(i)
             ratings.append(float(rng.integers(3, 6)))
     users, items, ratings = map(np.array, (users, items, ratings))
-    module = ContentModule(80, len(movies), n_tags=5, dim=16, hidden=32, dropout=0.0, lr=0.01)
+    module = ContentModule(
+        80, len(movies), n_tags=5, dim=16, hidden=32, dropout=0.0, lr=0.01, negatives=negatives
+    )
     weights = UserWeights(users, items, ratings, 80, len(movies), 1.0)
     module.build(movies, {"train": weights, "test": weights})
     opt = torch.optim.Adam(module.parameters(), lr=0.01)
@@ -91,8 +92,20 @@ def trained():
     return module.model.eval(), movies, genre_of, cold
 
 
-def test_one_genre_fan_gets_that_genre_first_including_cold_start(trained):
-    model, _movies, genre_of, cold = trained
+@pytest.fixture(scope="module")
+def trained():
+    return train_genre_fans()
+
+
+@pytest.fixture(scope="module")
+def trained_sampled():
+    """The same fans, fitted with the sampled softmax (16 of the 60 movies a step)."""
+    return train_genre_fans(negatives=16)
+
+
+@pytest.mark.parametrize("fit", ["trained", "trained_sampled"])
+def test_one_genre_fan_gets_that_genre_first_including_cold_start(fit, request):
+    model, _movies, genre_of, cold = request.getfixturevalue(fit)
     scifi = GENRES.index("Sci-Fi")
     liked = np.flatnonzero(genre_of == scifi)[:3]
     scores = model.score_items(liked, [5.0, 5.0, 5.0])
@@ -116,6 +129,31 @@ def test_genre_contributions_point_at_the_shared_genre(trained):
     assert next(iter(contrib)) == "Horror" and contrib["Horror"] > 0
     profile = model.genre_profile(liked, [5.0, 4.0, 5.0])
     assert max(profile, key=profile.get) == "Horror"
+
+
+def test_sampled_loss_leaves_the_users_other_movies_out_of_the_negatives():
+    movies = catalogue(n_per_genre=5)
+    movies.loc[[1, 2], "genres"] = pd.Series([["Western"], ["Western"]], index=[1, 2])
+    users, items = np.array([0, 0, 0, 1]), np.array([0, 1, 2, 3])
+    weights = UserWeights(users, items, np.array([5.0, 4.0, 3.0, 2.0]), 2, len(movies), 1.0)
+    module = ContentModule(2, len(movies), n_tags=0, dim=8, hidden=8, dropout=0.0, negatives=64)
+    module.build(movies, {"train": weights, "test": weights})
+    model = module.model
+    with torch.no_grad():  # the two Westerns (movies 1 and 2) outscore everything by far
+        model.prior.weight[0, model.feature_names.index("genre:Western")] = 100.0
+
+    def loss(user: int, item: int) -> float:
+        torch.manual_seed(0)  # 64 popularity draws among 20 movies: both Westerns drawn
+        with torch.no_grad():
+            return float(module.loss({"user": torch.tensor([user]), "item": torch.tensor([item])}))
+
+    assert loss(0, 0) < 20  # user 0 rated the Westerns: not negatives of their target
+    assert loss(1, 3) > 80  # user 1 did not: they outscore the target
+    batch = {"user": torch.tensor([0, 1]), "item": torch.tensor([0, 3])}
+    module.loss(batch).backward()
+    assert model.log_scale.grad is not None and model.encoder[1].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="negatives"):
+        ContentModule(2, len(movies), negatives=-1)
 
 
 def test_config_round_trip_keeps_scores(trained):

@@ -7,6 +7,10 @@ every item u has not rated (u's other train items are masked, exactly as evaluat
 history). Validation: NDCG@10 of the protocol-S validation targets with the train profile,
 history masked (``val_ndcg@10``); test: profile from train + validation (``test_ndcg@10``).
 
+With ``negatives > 0`` the softmax is the sampled one of ``training.losses`` (the target
+against ``negatives`` shared draws from training popularity, log-Q corrected, u's other train
+items among them masked), for catalogues where the full softmax is the cost of a step.
+
 Uses ``RatingsDataModule(protocol="S")``; the item features come from the data module's movie
 table in ``setup`` (so the config needs no feature count), and travel in the checkpoint.
 """
@@ -21,6 +25,7 @@ from torch.nn import functional as F
 
 from contextflix.models.content import ContentModel
 from training.collaborative import RankingEvaluation
+from training.losses import popularity_log_q, sample_negatives, sampled_cross_entropy
 
 EVAL_CHUNK = 1024  # users scored at once in validation and test ([chunk, n_items] floats)
 
@@ -71,9 +76,12 @@ class ContentModule(RankingEvaluation, L.LightningModule):
         weight_offset: float = 1.0,
         lr: float = 0.002,
         weight_decay: float = 1e-5,
+        negatives: int = 0,
         feature_names: list[str] | None = None,
     ) -> None:
         super().__init__()
+        if negatives < 0:
+            raise ValueError(f"negatives must be >= 0, not {negatives}")
         self.save_hyperparameters()
         self.model: ContentModel | None = None
         if feature_names:  # reloading a checkpoint: the features come with the weights
@@ -81,6 +89,7 @@ class ContentModule(RankingEvaluation, L.LightningModule):
                 n_items, feature_names, dim, hidden, dropout, use_prior, weight_offset
             )
         self._weights: dict[str, UserWeights] = {}
+        self._log_q: torch.Tensor | None = None
         self._rank_enabled = False
 
     # --- data ---------------------------------------------------------------------------
@@ -89,7 +98,8 @@ class ContentModule(RankingEvaluation, L.LightningModule):
         """Create the model from the movie table and set the per-part profile weights.
 
         ``weights``: "train" (targets' profiles while training and for validation) and
-        "test" (train + validation, for test targets).
+        "test" (train + validation, for test targets). With ``negatives``, the proposal of the
+        sampled softmax is the popularity of the train ratings (the columns of "train").
         """
         hp = self.hparams
         if self.model is None:
@@ -104,6 +114,8 @@ class ContentModule(RankingEvaluation, L.LightningModule):
             )
             self.hparams.feature_names = self.model.feature_names
         self._weights = weights
+        if hp.negatives:
+            self._log_q = popularity_log_q(weights["train"].matrix.indices, self.model.n_items)
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule
@@ -135,6 +147,8 @@ class ContentModule(RankingEvaluation, L.LightningModule):
     # --- steps --------------------------------------------------------------------------
 
     def loss(self, batch: dict) -> torch.Tensor:
+        if self.hparams.negatives:
+            return self.sampled_loss(batch)
         user, item = batch["user"], batch["item"]
         model = self.model
         w = self._weights["train"].dense(user).to(user.device)  # [B, I]
@@ -146,6 +160,23 @@ class ContentModule(RankingEvaluation, L.LightningModule):
         seen[torch.arange(len(item)), item] = False
         logits = logits.masked_fill(seen, float("-inf"))
         return F.cross_entropy(logits, item)
+
+    def sampled_loss(self, batch: dict) -> torch.Tensor:
+        """The same objective, the target against sampled negatives (log-Q corrected)."""
+        user, item = batch["user"], batch["item"]
+        model = self.model
+        w = self._weights["train"].dense(user).to(user.device)  # [B, I]
+        enc = model.encode_items()
+        own = w[torch.arange(len(item)), item]
+        profile = F.normalize(w @ enc - own[:, None] * enc[item], dim=-1)
+        log_q = self._log_q.to(user.device)
+        negatives = sample_negatives(log_q, self.hparams.negatives)
+        scale = model.log_scale.exp()
+        prior = model.item_prior(model.features)
+        positive = scale * (profile * enc[item]).sum(-1) + prior[item]
+        negative = scale * profile @ enc[negatives].T + prior[negatives]
+        negative = negative.masked_fill(w[:, negatives] != 0, float("-inf"))  # u's other items
+        return sampled_cross_entropy(positive, negative, item, negatives, log_q)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
