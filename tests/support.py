@@ -33,7 +33,7 @@ from contextflix.models.scoring import (
     Requests,
     one_thread,
     sequential_length,
-    sequential_scores,
+    sequential_state,
 )
 from contextflix.models.sequential import SequentialRecommender
 from contextflix.service.explain import OCCLUSION_CANDIDATES, occlusion_drops
@@ -245,7 +245,8 @@ def sequential_occlusion(
     history = {name: getattr(request, name)[0][request.items[0] > 0] for name in
                ("items", "ratings", "time_of_day", "device")}  # fmt: skip
     with torch.inference_mode(), one_thread():
-        scores, attention = sequential_scores(model, request, length, return_attention=True)
+        state, attention = sequential_state(model, request, length, return_attention=True)
+        scores = model.scores_of(state)
         kept = min(n, attention.shape[1])
         if n <= OCCLUSION_CANDIDATES:
             positions = list(range(n))
@@ -263,6 +264,8 @@ def sequential_occlusion(
             ).padded(1, width)
             for p in positions
         ]
-        variant_scores = sequential_scores(model, Requests.concat(variants), length)
+        variant_scores = model.scores_of(
+            sequential_state(model, Requests.concat(variants), length)[0]
+        )
     removed = [int(history["items"][p]) - 1 for p in positions]
     return occlusion_drops(scores[0], variant_scores, removed, items)

@@ -146,16 +146,21 @@ class ContentModule(RankingEvaluation, L.LightningModule):
 
     # --- steps --------------------------------------------------------------------------
 
+    def _held_out(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(user weights [B, I], item encodings [I, D], profiles [B, D]): each rating's profile
+        from its user's other train ratings, the target left out."""
+        user, item = batch["user"], batch["item"]
+        w = self._weights["train"].dense(user).to(user.device)
+        enc = self.model.encode_items()
+        own = w[torch.arange(len(item)), item]
+        return w, enc, w @ enc - own[:, None] * enc[item]
+
     def loss(self, batch: dict) -> torch.Tensor:
         if self.hparams.negatives:
             return self.sampled_loss(batch)
-        user, item = batch["user"], batch["item"]
-        model = self.model
-        w = self._weights["train"].dense(user).to(user.device)  # [B, I]
-        enc = model.encode_items()
-        own = w[torch.arange(len(item)), item]
-        profile = w @ enc - own[:, None] * enc[item]
-        logits = model.score_profiles(profile, enc)
+        item = batch["item"]
+        w, enc, profile = self._held_out(batch)
+        logits = self.model.score_profiles(profile, enc)
         seen = w != 0
         seen[torch.arange(len(item)), item] = False
         logits = logits.masked_fill(seen, float("-inf"))
@@ -163,13 +168,10 @@ class ContentModule(RankingEvaluation, L.LightningModule):
 
     def sampled_loss(self, batch: dict) -> torch.Tensor:
         """The same objective, the target against sampled negatives (log-Q corrected)."""
-        user, item = batch["user"], batch["item"]
-        model = self.model
-        w = self._weights["train"].dense(user).to(user.device)  # [B, I]
-        enc = model.encode_items()
-        own = w[torch.arange(len(item)), item]
-        profile = F.normalize(w @ enc - own[:, None] * enc[item], dim=-1)
-        log_q = self._log_q.to(user.device)
+        item, model = batch["item"], self.model
+        w, enc, profile = self._held_out(batch)
+        profile = F.normalize(profile, dim=-1)
+        log_q = self._log_q.to(item.device)
         negatives = sample_negatives(log_q, self.hparams.negatives)
         scale = model.log_scale.exp()
         prior = model.item_prior(model.features)

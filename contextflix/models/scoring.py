@@ -66,7 +66,6 @@ __all__ = [
     "row_by_row",
     "scoring_pass",
     "sequential_length",
-    "sequential_scores",
     "sequential_state",
 ]
 
@@ -446,19 +445,6 @@ def sequential_state(
     tod = torch.cat([requests.time_of_day[:, 1:], requests.target_time_of_day[:, None]], 1)
     dev = torch.cat([requests.device[:, 1:], requests.target_device[:, None]], 1)
     return model.last_hidden(items, tod[:, -length:], dev[:, -length:], return_attention)
-
-
-def sequential_scores(
-    model: SequentialRecommender,
-    requests: Requests,
-    length: int | None = None,
-    return_attention: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Scores [B, n_items] of the next item (see :func:`sequential_state`), with the
-    attention when asked."""
-    state, attention = sequential_state(model, requests, length, return_attention)
-    scores = model.scores_of(state)
-    return (scores, attention) if return_attention else scores
 
 
 def fit_popularity(dataset) -> ContextPopularity:
