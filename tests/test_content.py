@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch.nn import functional as F
 
 from contextflix.models.content import ContentModel, item_features, profile_weights
 from training.content import ContentModule, UserWeights
+from training.losses import sample_negatives, sampled_cross_entropy
 
 ROOT = Path(__file__).resolve().parents[1]
 GENRES = ["Horror", "Comedy", "Romance", "Sci-Fi"]
@@ -154,6 +156,37 @@ def test_sampled_loss_leaves_the_users_other_movies_out_of_the_negatives():
     assert model.log_scale.grad is not None and model.encoder[1].weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="negatives"):
         ContentModule(2, len(movies), negatives=-1)
+
+
+def test_sampled_loss_is_the_dense_held_out_objective():
+    """The sparse step computes what the dense weights would: each rating's profile from its
+    user's other movies, the user's rated movies masked among the negatives."""
+    movies = catalogue()
+    rng = np.random.default_rng(0)
+    pairs = np.unique(rng.integers(0, [10, len(movies)], size=(80, 2)), axis=0)
+    users, items = pairs[:, 0], pairs[:, 1]
+    weights = UserWeights(users, items, rng.integers(1, 6, len(pairs)), 10, len(movies), 1.0)
+    module = ContentModule(10, len(movies), n_tags=5, dim=16, hidden=32, dropout=0.0, negatives=24)
+    module.build(movies, {"train": weights, "test": weights})
+    model = module.model
+    with torch.no_grad():
+        model.prior.weight.normal_()
+    batch = {"user": torch.as_tensor(users), "item": torch.as_tensor(items)}
+
+    torch.manual_seed(3)
+    negatives = sample_negatives(module._log_q, 24)
+    w, enc, profile = module._held_out(batch)
+    profile = F.normalize(profile, dim=-1)
+    prior, scale = model.item_prior(model.features), model.log_scale.exp()
+    positive = scale * (profile * enc[batch["item"]]).sum(-1) + prior[batch["item"]]
+    negative = (scale * profile @ enc[negatives].T + prior[negatives]).masked_fill(
+        w[:, negatives] != 0, float("-inf")
+    )
+    dense = sampled_cross_entropy(positive, negative, batch["item"], negatives, module._log_q)
+    assert torch.isinf(negative).any()  # some users rated some of the drawn movies
+
+    torch.manual_seed(3)
+    assert torch.allclose(module.sampled_loss(batch), dense, rtol=1e-5)
 
 
 def test_config_round_trip_keeps_scores(trained):
