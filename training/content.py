@@ -167,39 +167,50 @@ class ContentModule(RankingEvaluation, L.LightningModule):
         return F.cross_entropy(logits, item)
 
     def sampled_loss(self, batch: dict) -> torch.Tensor:
-        """The same objective, the target against sampled negatives (log-Q corrected).
-
-        Sparse throughout, so a step costs what the batch's histories hold, not users x
-        catalogue: the profiles are sums over each user's rated movies, and only the movies a
-        step reads (histories, targets, negatives) are encoded. At ML-25M a batch of 2,048
-        ratings as dense weights was [2,048, 59,047], 0.5 GB and most of a 1.2 s step.
-        """
+        """The same objective, the target against sampled negatives (log-Q corrected)."""
         item, model = batch["item"], self.model
         log_q = self._log_q.to(item.device)
         negatives = sample_negatives(log_q, self.hparams.negatives)
+        profile, enc, prior, rated = self._sparse_held_out(batch, negatives)
+        profile, scale, n = F.normalize(profile, dim=-1), model.log_scale.exp(), len(item)
+        positive = scale * (profile * enc[:n]).sum(-1) + prior[:n]
+        negative = scale * profile @ enc[n:].T + prior[n:]
+        negative = negative.masked_fill(rated, float("-inf"))  # u's other items
+        return sampled_cross_entropy(positive, negative, item, negatives, log_q)
+
+    def _sparse_held_out(
+        self, batch: dict, negatives: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(profiles [B, D] as ``_held_out``'s, encodings [B + K, D] and priors [B + K] of the
+        targets then the negatives, [B, K] whether each user rated each negative).
+
+        Sparse, so a step costs what the batch's histories hold, not batch x catalogue: a
+        profile is a sparse row times the encodings, and only the movies a step reads
+        (histories, targets, negatives) are encoded. At ML-25M a batch of 2,048 ratings as
+        dense weights was [2,048, 59,047] floats, most of a 1.2 s step.
+        """
+        model, device = self.model, batch["item"].device
         rows = self._weights["train"].matrix[batch["user"].cpu().numpy()]
-        items = item.cpu().numpy()
-        read, local = np.unique(
-            np.concatenate([rows.indices, items, negatives.cpu().numpy()]), return_inverse=True
-        )
-        local = torch.as_tensor(local, device=item.device)
-        history, target, negative_local = local.split([rows.nnz, len(items), len(negatives)])
-        enc = model.encode(model.features[torch.as_tensor(read, device=item.device)])
-        weight = torch.as_tensor(rows.data, device=item.device)
+        items, drawn = batch["item"].cpu().numpy(), negatives.cpu().numpy()
+        read = np.zeros(model.n_items, dtype=bool)
+        read[rows.indices] = read[items] = read[drawn] = True
+        local = np.cumsum(read) - 1  # movie -> its row among the movies read
+        features = model.features[torch.as_tensor(np.flatnonzero(read), device=device)]
+        enc_read = model.encode(features)
         row_of = np.repeat(np.arange(len(items)), np.diff(rows.indptr))
+        weights = torch.sparse_coo_tensor(
+            torch.as_tensor(np.stack([row_of, local[rows.indices]])),
+            torch.as_tensor(rows.data),
+            (len(items), len(enc_read)),
+            check_invariants=False,
+        ).to(device)
         own = np.where(rows.indices == items[row_of], rows.data, 0)  # the target's own weight
         own = torch.as_tensor(np.bincount(row_of, own, len(items)), dtype=torch.float32)
-        profile = torch.zeros(len(items), enc.shape[1], device=item.device).index_add(
-            0, torch.as_tensor(row_of, device=item.device), weight[:, None] * enc[history]
-        )
-        profile = F.normalize(profile - own.to(item.device)[:, None] * enc[target], dim=-1)
-        scale = model.log_scale.exp()
-        prior = model.item_prior(model.features[torch.as_tensor(read, device=item.device)])
-        positive = scale * (profile * enc[target]).sum(-1) + prior[target]
-        negative = scale * profile @ enc[negative_local].T + prior[negative_local]
-        rated = torch.as_tensor(rows[:, negatives.cpu().numpy()].toarray() != 0)
-        negative = negative.masked_fill(rated.to(item.device), float("-inf"))  # u's other items
-        return sampled_cross_entropy(positive, negative, item, negatives, log_q)
+        wanted = torch.as_tensor(local[np.concatenate([items, drawn])], device=device)
+        enc, prior = enc_read[wanted], model.item_prior(features)[wanted]
+        profile = torch.sparse.mm(weights, enc_read) - own.to(device)[:, None] * enc[: len(items)]
+        rated = torch.as_tensor(rows[:, drawn].toarray() != 0, device=device)
+        return profile, enc, prior, rated
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
