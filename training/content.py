@@ -9,7 +9,8 @@ history masked (``val_ndcg@10``); test: profile from train + validation (``test_
 
 With ``negatives > 0`` the softmax is the sampled one of ``training.losses`` (the target
 against ``negatives`` shared draws from training popularity, log-Q corrected, u's other train
-items among them masked), for catalogues where the full softmax is the cost of a step.
+items among them masked), for catalogues where the full softmax is the cost of a step. It is
+computed sparsely: its cost follows the batch's histories, not the catalogue.
 
 Uses ``RatingsDataModule(protocol="S")``; the item features come from the data module's movie
 table in ``setup`` (so the config needs no feature count), and travel in the checkpoint.
