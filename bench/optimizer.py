@@ -34,8 +34,8 @@ IMPLEMENTATIONS = {
 
 
 def milliseconds(n_users: int, n_items: int, factors: int, options: dict, repeats: int) -> float:
-    tables = [torch.zeros(n, width) for n in (n_users, n_items) for width in (factors, 1)]
-    parameters = [torch.nn.Parameter(0.1 * torch.randn_like(t)) for t in tables]
+    shapes = [(n, width) for n in (n_users, n_items) for width in (factors, 1)]
+    parameters = [torch.nn.Parameter(0.1 * torch.randn(shape)) for shape in shapes]
     for parameter in parameters:
         parameter.grad = torch.randn_like(parameter)
     optimiser = torch.optim.Adam(parameters, lr=0.005, **options)
