@@ -2,14 +2,26 @@
 
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch.nn import functional as F
 
-from contextflix.models.content import ContentModel, item_features, profile_weights
+from contextflix.bundle import export_bundle, load_bundle
+from contextflix.models.content import (
+    POPULARITY,
+    ContentModel,
+    item_features,
+    popularity_feature,
+    profile_weights,
+)
+from contextflix.models.scoring import BaseModels, Scorer
+from tests.test_bundle import _requests as bundle_requests
+from tests.test_bundle import tiny_bundle
 from training.content import ContentModule, UserWeights
+from training.data import RatingsDataModule
 from training.losses import sample_negatives, sampled_cross_entropy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,3 +207,107 @@ def test_config_round_trip_keeps_scores(trained):
     clone.load_state_dict(model.state_dict())
     clone.eval()
     assert torch.allclose(clone.score_items([0, 1], [5.0, 4.0]), model.score_items([0, 1], [5, 4]))
+
+
+def test_popularity_feature_is_the_standardised_log_count_of_train_ratings_only() -> None:
+    movies = catalogue(n_per_genre=5)
+    users, items = np.array([0, 0, 1, 1, 2]), np.array([3, 1, 3, 4, 3])
+    ratings = np.array([5.0, 3.0, 4.0, 2.0, 1.0])
+    train = UserWeights(users, items, ratings, 4, len(movies), 1.0)
+    # movie 7 is rated only outside train (a validation target): it must not count
+    test = UserWeights(np.r_[users, 3], np.r_[items, 7], np.r_[ratings, 5.0], 4, len(movies), 1.0)
+    module = ContentModule(4, len(movies), n_tags=0, popularity_feature=True)
+    module.build(movies, {"train": train, "test": test})
+    names, features = module.model.feature_names, module.model.features
+    assert names == [*item_features(movies, n_tags=0)[1], POPULARITY]
+    assert module.hparams.feature_names == names
+
+    counts = np.bincount(items, minlength=len(movies))
+    column = features[:, names.index(POPULARITY)]
+    assert torch.allclose(column, popularity_feature(counts)[:, 0])
+    assert abs(float(column.mean())) < 1e-5 and abs(float(column.std(unbiased=False)) - 1) < 1e-5
+    assert column[3] > column[1] == column[4] > column[7] == column[0]  # 7: like never rated
+
+    moved = ContentModule(4, len(movies), n_tags=0, popularity_feature=True)
+    moved.build(movies, {"train": train, "test": train})
+    assert torch.equal(moved.model.features, features)
+
+
+def test_popularity_feature_off_by_default_leaves_the_features_as_they_were() -> None:
+    movies = catalogue()
+    weights = UserWeights(np.array([0, 1]), np.array([2, 2]), np.array([4.0, 5.0]), 2, 60, 1.0)
+    module = ContentModule(2, len(movies), n_tags=5)
+    module.build(movies, {"train": weights, "test": weights})
+    features, names = item_features(movies, n_tags=5)
+    assert module.model.feature_names == names and POPULARITY not in names
+    assert torch.equal(module.model.features, features)
+    with pytest.raises(ValueError, match="train counts"):
+        ContentModel.from_movies(movies, n_tags=5, train_counts=np.ones(3))
+
+
+def test_popularity_ranks_within_a_genre_and_stays_out_of_explanations() -> None:
+    movies = catalogue(n_per_genre=5)
+    counts = np.zeros(len(movies))
+    counts[[2, 6]] = [40, 3]
+    model = ContentModel.from_movies(movies, n_tags=0, train_counts=counts, dim=8, hidden=8)
+    model.eval()
+    with torch.no_grad():
+        model.prior.weight[0, model.feature_names.index(POPULARITY)] = 5.0
+    scores = model.score_items([0], [5.0])
+    assert scores[2] > scores[6] > scores[1]
+    assert set(model.genre_contributions([0], [5.0], 2)) == set(movies["genres"][2])
+
+
+def test_popularity_feature_of_a_fit_counts_train_and_survives_checkpoint_and_bundle(
+    tmp_path: Path,
+) -> None:
+    """One batch of a real fit: the feature counts protocol S's train part (not the
+    validation or test targets), and a checkpoint and a bundle score what was trained."""
+    data_module = RatingsDataModule("ml-latest-small", protocol="S", batch_size=256)
+    data = data_module.data
+    module = ContentModule(
+        data.n_users, data.n_items, n_tags=0, dim=8, hidden=8, popularity_feature=True
+    )
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, data_module)
+    model = module.model.eval()
+    column = model.features[:, model.feature_names.index(POPULARITY)]
+    train = data.ratings.iloc[data.s.train]["item_idx"].to_numpy()
+    counts = np.bincount(train, minlength=data.n_items)
+    assert torch.allclose(column, popularity_feature(counts)[:, 0])
+    leaked = np.bincount(
+        data.ratings.iloc[np.r_[data.s.train, data.s.valid]]["item_idx"], minlength=data.n_items
+    )
+    assert not torch.allclose(column, popularity_feature(leaked)[:, 0])
+
+    trainer.save_checkpoint(tmp_path / "content.ckpt")
+    reloaded = ContentModule.load_from_checkpoint(tmp_path / "content.ckpt").model.eval()
+    assert reloaded.feature_names == model.feature_names
+    assert torch.equal(reloaded.features, model.features)
+    assert torch.equal(reloaded.score_items([0, 5], [5, 3]), model.score_items([0, 5], [5, 3]))
+
+    bundle = tiny_bundle()
+    catalog = bundle.catalog
+    content = ContentModel.from_movies(
+        catalog, n_tags=0, train_counts=catalog["n_ratings"], dim=4, hidden=8
+    ).eval()
+    with torch.no_grad():
+        content.prior.weight.normal_()
+    bundle.models.content = content
+    loaded = load_bundle(export_bundle(bundle, tmp_path / "bundle")).models.content
+    assert loaded.feature_names[-1] == POPULARITY
+    assert torch.equal(loaded.features, content.features)
+    requests = bundle_requests(bundle)
+    assert torch.equal(
+        Scorer(BaseModels(bundle.models.popularity, content=loaded)).raw(requests)["content"],
+        Scorer(BaseModels(bundle.models.popularity, content=content)).raw(requests)["content"],
+    )

@@ -3,8 +3,9 @@
 Item features (built once by :func:`item_features`, kept in a buffer so serving needs only the
 weights and :meth:`ContentModel.config`): genre multi-hot, the release year (standardised, plus
 decade one-hot and an "unknown year" flag) and, where the release has them (ml-latest-small),
-a multi-hot over the ``n_tags`` tags given to the most movies. An MLP maps them to ``dim``
-dimensions.
+a multi-hot over the ``n_tags`` tags given to the most movies, and optionally ``popularity``
+(:func:`popularity_feature`: how often the movie was rated in training, which genres and year
+cannot tell apart within a genre). An MLP maps them to ``dim`` dimensions.
 
 User profile = sum_j w_j e_j over the items the user rated, with
 ``w_j = offset + (r_j - mean of the user's ratings)``. Centring on the user's own mean
@@ -40,6 +41,7 @@ from torch.nn import functional as F
 GENRE_PREFIX = "genre:"
 TAG_PREFIX = "tag:"
 DECADE_PREFIX = "decade:"
+POPULARITY = "popularity"
 
 
 def _genre_list(movies: pd.DataFrame) -> list[str]:
@@ -107,6 +109,18 @@ def item_features(
     return torch.from_numpy(np.concatenate(blocks, axis=1)), names
 
 
+def popularity_feature(train_counts: np.ndarray) -> torch.Tensor:
+    """[n_items, 1] standardised log(1 + number of training ratings) of each movie.
+
+    Counts must come from the training ratings only (validation and test targets would leak
+    into the ranking). A movie nobody rated gets log(1) standardised like any other, so cold
+    start still scores.
+    """
+    x = np.log1p(np.asarray(train_counts, dtype=np.float64))
+    spread = float(x.std()) or 1.0
+    return torch.from_numpy(((x - x.mean()) / spread).astype(np.float32))[:, None]
+
+
 def profile_weights(ratings: torch.Tensor, offset: float = 1.0) -> torch.Tensor:
     """Weights of one user's rated items: ``offset + (r - mean(r))``."""
     ratings = torch.as_tensor(ratings, dtype=torch.float32)
@@ -152,8 +166,21 @@ class ContentModel(nn.Module):
         ]
 
     @classmethod
-    def from_movies(cls, movies: pd.DataFrame, n_tags: int = 200, **kwargs) -> ContentModel:
+    def from_movies(
+        cls,
+        movies: pd.DataFrame,
+        n_tags: int = 200,
+        train_counts: np.ndarray | None = None,
+        **kwargs,
+    ) -> ContentModel:
+        """A model over ``movies``' features; with ``train_counts`` (training ratings per
+        movie, in row order) the ``popularity`` feature is appended."""
         features, names = item_features(movies, n_tags=n_tags)
+        if train_counts is not None:
+            if len(train_counts) != len(movies):
+                raise ValueError(f"{len(train_counts)} train counts for {len(movies)} movies")
+            features = torch.cat([features, popularity_feature(train_counts)], dim=1)
+            names = [*names, POPULARITY]
         model = cls(len(movies), names, **kwargs)
         model.features.copy_(features)
         return model
