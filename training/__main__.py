@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from training.cli import fit_cli
+from training.memory import keep_freed_memory
 
 STEP_COMMANDS = ("pipeline", "evaluate", "push")
 
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         fit_cli(argv)
         return
     args = step_parser().parse_args(argv)
+    keep_freed_memory()  # the pipeline's evaluation scores users in [chunk, catalogue] blocks
     if args.command == "pipeline":
         from training.pipeline import pipeline
 

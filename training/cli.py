@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from lightning.pytorch.cli import LightningCLI
 
+from training.memory import keep_freed_memory
+
 
 class ContextFlixCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
@@ -16,7 +18,9 @@ class ContextFlixCLI(LightningCLI):
 
 
 def fit_cli(args: list[str] | None = None, run: bool = True) -> ContextFlixCLI:
-    """The LightningCLI with ContextFlix defaults: fixed seed, any module and data module."""
+    """The LightningCLI with ContextFlix defaults: fixed seed, any module and data module, and
+    freed tensor memory reused from step to step (training/memory.py)."""
+    keep_freed_memory()
     return ContextFlixCLI(
         subclass_mode_model=True,
         subclass_mode_data=True,
