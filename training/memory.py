@@ -6,7 +6,8 @@ their gradient are [predictions, catalogue] floats, 0.5 GB a step for the sequen
 ml-latest-small. So every step the kernel page-faults and zeroes them again, a fifth of that
 fit's time (`bench/scale.py --stage sequential --datasets ml-latest-small`: 2.5-2.7 s a step,
 5.1-5.4 s of it system time, against 2.0-2.1 s with the setting below). Serving them from the
-heap and never trimming it lets the next step reuse the same pages. The results do not change
+heap and never trimming it lets the next steps reuse the same pages (the heap grows over the
+first few steps, since aligned allocations leave gaps, then holds). The results do not change
 (PyTorch aligns every tensor to 64 bytes either way); the peak RSS grows by what the heap
 cannot coalesce (ml-latest-small's sequential fit: 2.3 GB to 2.8-3.1 GB).
 """
