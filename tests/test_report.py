@@ -117,6 +117,27 @@ def test_popularity_row_matches_a_direct_evaluation(evaluated, dataset) -> None:
     assert row["hr@20"] == pytest.approx(direct.per_user["hr@20"].mean())
 
 
+def test_every_model_is_paired_against_popularity(evaluated) -> None:
+    """The difference is the same users' means; the report's table shows it."""
+    metrics, out = evaluated
+    s = metrics["protocols"]["S"]
+    versus = s["vs_popularity"]
+    assert list(versus) == list(MODELS[1:])
+    base = s["models"]["popularity"]["ndcg@10"]
+    for name, v in versus.items():
+        mine = s["models"][name]["ndcg@10"]
+        assert v["mean_diff"] == pytest.approx(mine - base)
+        assert v["ci"][0] <= v["mean_diff"] <= v["ci"][1]
+        assert 0 < v["p_value"] <= 1 and v["n"] == s["n_users"]
+        assert v["ratio"] == pytest.approx(mine / base)
+    content = versus["content"]
+    row = (
+        f"| content | {content['mean_diff']:+.4f} [{content['ci'][0]:+.4f},"
+        f" {content['ci'][1]:+.4f}] | {content['p_value']:.4f} |"
+    )
+    assert row in (out / "metrics.md").read_text()
+
+
 def test_files_are_written(evaluated) -> None:
     metrics, out = evaluated
     assert json.loads((out / "metrics.json").read_text()) == metrics

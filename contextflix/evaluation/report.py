@@ -21,7 +21,7 @@ import torch
 
 from contextflix.data import DEVICES, TIMES_OF_DAY
 from contextflix.data.synthetic import oracle_figures
-from contextflix.evaluation.ab import ab_markdown, ab_section
+from contextflix.evaluation.ab import AB_RESAMPLES, AB_SEED, ab_markdown, ab_section
 from contextflix.evaluation.metrics import (
     CI_RESAMPLES,
     CI_SEED,
@@ -35,7 +35,7 @@ from contextflix.evaluation.plots import (
     plot_hybrid_weights,
     plot_metric_bars,
 )
-from contextflix.evaluation.stats import bootstrap_ci
+from contextflix.evaluation.stats import bootstrap_ci, paired_test
 from contextflix.evaluation.tables import metrics_table, text_table
 from contextflix.models.hybrid import ContextHybrid
 from contextflix.models.popularity import UNKNOWN
@@ -224,6 +224,26 @@ def rating_section(
     return {"n_test": int(n_test if n_test is not None else len(dataset.r.test)), "models": models}
 
 
+def versus_popularity(run: ProtocolSRun, metric: str = "ndcg@10") -> dict[str, dict]:
+    """Each model against popularity on the same users (B = the model, A = popularity).
+
+    "Above popularity" is a claim about the same users' targets, so it is tested paired
+    (stats.paired_test: bootstrap interval of the mean per-user difference, sign-flip p);
+    two overlapping intervals from separate bootstraps can hide a clear paired difference.
+    """
+    if "popularity" not in run.results:
+        return {}
+    base = run.results["popularity"].per_user[metric]
+    out = {}
+    for name in MODELS[1:]:
+        if name in run.results:
+            mine = run.results[name].per_user[metric]
+            result = paired_test(base, mine, AB_RESAMPLES, AB_SEED).to_dict()
+            ratio = float(mine.mean() / base.mean()) if base.mean() > 0 else None
+            out[name] = {"metric": metric, **result, "ratio": ratio}
+    return out
+
+
 # --- evaluate a bundle --------------------------------------------------------------------
 
 
@@ -262,6 +282,7 @@ def evaluate_bundle(
                 "models": models,
                 "skipped": run.skipped,
                 "by_context": by_context,
+                "vs_popularity": versus_popularity(run),
                 "notes": (
                     "leave-last-out by time, full ranking over every unseen catalogue item;"
                     " equal scores ordered as the service shows them (training popularity,"

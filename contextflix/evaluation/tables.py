@@ -61,6 +61,7 @@ def metrics_table(metrics: dict) -> str:
         values = s["models"][name]
         cells = [_cell(values, key, interval=key == "ndcg@10") for key, _ in COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += popularity_lines(s)
     lines += oracle_lines(metrics)
     r = protocols.get("R") or {}
     if r.get("models"):
@@ -68,6 +69,29 @@ def metrics_table(metrics: dict) -> str:
         lines += ["| model | RMSE |", "|---|---|"]
         lines += [f"| {name} | {_cell(v, 'rmse')} |" for name, v in r["models"].items()]
     return "\n".join(lines)
+
+
+def popularity_lines(s: dict) -> list[str]:
+    """Each model's paired difference from popularity (report.versus_popularity)."""
+    versus = s.get("vs_popularity")
+    if not versus:
+        return []
+    lines = [
+        "",
+        "Against popularity, paired on the same users (the model minus popularity, mean per-user"
+        " NDCG@10, 95% bootstrap interval, sign-flip p):",
+        "",
+        "| model | difference [95% CI] | p | ratio |",
+        "|---|---|---|---|",
+    ]
+    for name in _ordered(versus):
+        v = versus[name]
+        ratio = "-" if v.get("ratio") is None else f"{v['ratio']:.2f}x"
+        lines.append(
+            f"| {name} | {v['mean_diff']:+.4f} [{v['ci'][0]:+.4f}, {v['ci'][1]:+.4f}]"
+            f" | {v['p_value']:.4f} | {ratio} |"
+        )
+    return lines
 
 
 def oracle_lines(metrics: dict) -> list[str]:
@@ -104,4 +128,4 @@ def text_table(metrics: dict) -> str:
     for name in _ordered(s["models"]):
         cells = "".join(f"{_cell(s['models'][name], key, False):>20}" for key, _ in COLUMNS)
         lines.append(f"{name:<18}{cells}")
-    return "\n".join(lines + oracle_lines(metrics))
+    return "\n".join(lines + popularity_lines(s) + oracle_lines(metrics))
