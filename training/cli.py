@@ -1,7 +1,8 @@
 """LightningCLI for every model: ``python -m training fit --config configs/<model>.yaml``.
 
 The config names a LightningModule and a DataModule by class path; the CLI links the data
-set's sizes into the model so a config never repeats them.
+set's sizes into the model so a config never repeats them, and trains a bf16 config in float32
+on a CPU that would only emulate bf16 (training/precision.py).
 """
 
 from __future__ import annotations
@@ -9,12 +10,18 @@ from __future__ import annotations
 from lightning.pytorch.cli import LightningCLI
 
 from training.memory import keep_freed_memory
+from training.precision import fitting_precision
 
 
 class ContextFlixCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.n_users", "model.init_args.n_users", apply_on="instantiate")
         parser.link_arguments("data.n_items", "model.init_args.n_items", apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        trainer = config.trainer
+        trainer.precision = fitting_precision(trainer.precision, trainer.accelerator)
 
 
 def fit_cli(args: list[str] | None = None, run: bool = True) -> ContextFlixCLI:

@@ -35,6 +35,7 @@ from contextflix.evaluation.metrics import history_mask, target_ranks
 from contextflix.models.collaborative import MatrixFactorization
 from training.distributed import mean_over_processes
 from training.losses import popularity_log_q, sample_negatives, sampled_cross_entropy
+from training.precision import in_float32
 
 
 def protocol_s_history(data, part: str) -> sparse.csr_matrix:
@@ -170,9 +171,11 @@ class CollaborativeModule(RankingEvaluation, L.LightningModule):
         if self._rank_enabled:
             self._add_ranking(prefix, self.model.score_all(batch["user"]), batch)
 
+    @in_float32
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate("val", batch)
 
+    @in_float32
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate("test", batch)
 

@@ -30,6 +30,7 @@ from torch.nn import functional as F
 from contextflix.models.content import ContentModel
 from training.collaborative import RankingEvaluation
 from training.losses import popularity_log_q, sample_negatives, sampled_cross_entropy
+from training.precision import in_float32
 
 EVAL_CHUNK = 1024  # users scored at once in validation and test ([chunk, n_items] floats)
 
@@ -237,9 +238,11 @@ class ContentModule(RankingEvaluation, L.LightningModule):
             chunk = {k: v[start : start + EVAL_CHUNK] for k, v in batch.items()}
             self._add_ranking(prefix, self.scores(chunk["user"], part), chunk)
 
+    @in_float32
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._rank_in_chunks("val", "train", batch)
 
+    @in_float32
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._rank_in_chunks("test", "test", batch)
 

@@ -30,6 +30,7 @@ from training.collaborative import CollaborativeModule
 from training.content import ContentModule
 from training.data import SequenceDataModule, TensorBatches, batches
 from training.distributed import mean_over_processes
+from training.precision import in_float32
 from training.sequential import SequentialModule
 
 RANKING_METRICS = ("ndcg@10", "hr@10", "mrr@10")
@@ -182,12 +183,14 @@ class HybridModule(L.LightningModule):
         self._sums = dict.fromkeys(RANKING_METRICS, 0.0)
         self._count = 0
 
+    @in_float32
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._add_ranking("val", batch["row"])
 
     def on_validation_epoch_end(self) -> None:
         self._log_ranking("val")
 
+    @in_float32
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._add_ranking("test", batch["row"])
 

@@ -38,6 +38,7 @@ from training.losses import (
     sampled_cross_entropy,
     scalable_cross_entropy,
 )
+from training.precision import in_float32
 
 
 class SequentialModule(L.LightningModule):
@@ -203,6 +204,7 @@ class SequentialModule(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._start_eval("val")
 
+    @in_float32
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch)
 
@@ -212,6 +214,7 @@ class SequentialModule(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._start_eval("test")
 
+    @in_float32
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch)
 
