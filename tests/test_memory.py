@@ -57,3 +57,60 @@ def test_the_training_cli_reuses_freed_memory(monkeypatch) -> None:
     monkeypatch.setattr(training.cli, "ContextFlixCLI", lambda **kwargs: kwargs)
     training.cli.fit_cli(["fit"], run=False)
     assert calls == [1]
+
+
+# Resident memory after freeing every other 32 MB tensor of 24 (holes in the middle of the
+# heap, which trimming its top cannot return), then after release_free_pages().
+HOLES = """
+import sys, torch
+from training.memory import keep_freed_memory, release_free_pages
+def rss_mb():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) // 1024
+assert keep_freed_memory()
+tensors = [torch.ones(2**23) for _ in range(24)]
+del tensors[::2]
+before = rss_mb()
+assert release_free_pages()
+print(before, rss_mb())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_free_pages_in_the_middle_of_the_heap_are_released() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", HOLES],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    before, after = map(int, done.stdout.split())
+    assert before - after > 300  # 12 x 32 MB freed, kept resident until released
+
+
+def test_every_fit_releases_free_pages_once_an_epoch(monkeypatch, tmp_path: Path) -> None:
+    import training.cli
+    import training.memory
+
+    released = []
+    monkeypatch.setattr(training.memory, "release_free_pages", lambda: released.append(1))
+    cli = training.cli.fit_cli(
+        [
+            "--config=configs/sequential.yaml",
+            "--model.init_args.dim=16",
+            "--model.init_args.max_len=20",
+            "--data.init_args.max_len=20",
+            "--trainer.max_epochs=2",
+            "--trainer.limit_train_batches=1",
+            "--trainer.limit_val_batches=1",
+            "--trainer.precision=32-true",
+            "--trainer.logger=false",
+            "--trainer.default_root_dir=" + str(tmp_path),
+            "--trainer.callbacks.dirpath=" + str(tmp_path),
+        ],
+        run=False,
+    )
+    assert any(type(c).__name__ == "EarlyStopping" for c in cli.trainer.callbacks)  # the config's
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert released == [1, 1]

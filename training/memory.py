@@ -10,6 +10,14 @@ heap and never trimming it lets the next steps reuse the same pages (the heap gr
 first few steps, since aligned allocations leave gaps, then holds). The results do not change
 (PyTorch aligns every tensor to 64 bytes either way); the peak RSS grows by what the heap
 cannot coalesce (ml-latest-small's sequential fit: 2.3 GB to 2.8-3.1 GB).
+
+Freed chunks the heap cannot coalesce add up over an epoch when the large tensors change size
+from step to step in more than one way: in a bf16 fit (training/precision.py) the logits come
+in bf16 and float32 copies, and the ml-latest-small sequential fit grew to 6.4 GB after 20
+epochs and 15 GB by its 97th. So once an epoch every training command hands the pages of the
+heap's free chunks back to the kernel (``malloc_trim``, ``ReleaseFreedMemory``); the next steps
+fault in only what they use. Measured over 12 bf16 epochs: peak RSS 4.6 GB, flat after the
+third; 14-15 s an epoch without it, 15-16 s with it (ml-100k, float32: no difference seen).
 """
 
 from __future__ import annotations
@@ -17,15 +25,39 @@ from __future__ import annotations
 import ctypes
 import sys
 
+import lightning as L
+
 M_TRIM_THRESHOLD = -1  # mallopt parameters, glibc's malloc.h
 M_MMAP_MAX = -4
 
 
+def _glibc(name: str):
+    """A glibc malloc function, or None (another platform, or musl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    return getattr(ctypes.CDLL(None), name, None)
+
+
 def keep_freed_memory() -> bool:
     """Serve every allocation from the heap and never trim it (glibc); False elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return False
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # absent from musl
+    mallopt = _glibc("mallopt")
     if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def release_free_pages() -> bool:
+    """Hand the whole pages of every free heap chunk back to the kernel (glibc's malloc_trim,
+    which also advises away the middle of the heap); False where there is nothing to call."""
+    malloc_trim = _glibc("malloc_trim")
+    if malloc_trim is None:
+        return False
+    malloc_trim(0)
+    return True
+
+
+class ReleaseFreedMemory(L.Callback):
+    """Releases the heap's free pages at the end of every training epoch (module docstring)."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        release_free_pages()
