@@ -110,6 +110,17 @@ def build_demo_bundle(path: str | Path, dataset: str = "ml-latest-small") -> Pat
     return export_bundle(bundle, path)
 
 
+TINY_SEQUENTIAL_FIT = [
+    "--config=configs/sequential.yaml",
+    "--model.init_args.dim=16",
+    "--model.init_args.max_len=20",
+    "--data.init_args.max_len=20",
+    "--trainer.accelerator=cpu",
+    "--trainer.logger=false",
+]
+"""LightningCLI arguments of an ml-latest-small sequential fit small enough for a test."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

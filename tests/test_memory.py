@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import TINY_SEQUENTIAL_FIT
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Page faults of the last 5 of 20 training-like steps, each allocating a 64 MB and a 32 MB
@@ -97,15 +99,11 @@ def test_every_fit_releases_free_pages_once_an_epoch(monkeypatch, tmp_path: Path
     monkeypatch.setattr(training.memory, "release_free_pages", lambda: released.append(1))
     cli = training.cli.fit_cli(
         [
-            "--config=configs/sequential.yaml",
-            "--model.init_args.dim=16",
-            "--model.init_args.max_len=20",
-            "--data.init_args.max_len=20",
+            *TINY_SEQUENTIAL_FIT,
             "--trainer.max_epochs=2",
             "--trainer.limit_train_batches=1",
             "--trainer.limit_val_batches=1",
             "--trainer.precision=32-true",
-            "--trainer.logger=false",
             "--trainer.default_root_dir=" + str(tmp_path),
             "--trainer.callbacks.dirpath=" + str(tmp_path),
         ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,24 +10,20 @@ import torch
 
 import training.precision
 import training.sequential
+from tests.support import TINY_SEQUENTIAL_FIT
 from training.cli import fit_cli
 from training.precision import fitting_precision, in_float32, native_bf16_cpu
 
 TINY_SEQUENTIAL = [
-    "--config=configs/sequential.yaml",
-    "--model.init_args.dim=16",
-    "--model.init_args.max_len=20",
-    "--data.init_args.max_len=20",
+    *TINY_SEQUENTIAL_FIT,
     "--trainer.max_epochs=1",
     "--trainer.limit_train_batches=2",
-    "--trainer.accelerator=cpu",
-    "--trainer.logger=false",
     "--trainer.callbacks=null",
     "--trainer.enable_checkpointing=false",
 ]
 
 
-@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="/proc/cpuinfo")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/cpuinfo")
 def test_native_bf16_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 avx512vl\n")

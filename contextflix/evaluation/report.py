@@ -235,12 +235,13 @@ def versus_popularity(run: ProtocolSRun, metric: str = "ndcg@10") -> dict[str, d
         return {}
     base = run.results["popularity"].per_user[metric]
     out = {}
-    for name in MODELS[1:]:
-        if name in run.results:
-            mine = run.results[name].per_user[metric]
-            result = paired_test(base, mine, AB_RESAMPLES, AB_SEED).to_dict()
-            ratio = float(mine.mean() / base.mean()) if base.mean() > 0 else None
-            out[name] = {"metric": metric, **result, "ratio": ratio}
+    for name in MODELS:
+        if name == "popularity" or name not in run.results:
+            continue
+        mine = run.results[name].per_user[metric]
+        result = paired_test(base, mine, AB_RESAMPLES, AB_SEED).to_dict()
+        ratio = float(mine.mean() / base.mean()) if base.mean() > 0 else None
+        out[name] = {"metric": metric, **result, "ratio": ratio}
     return out
 
 
