@@ -19,6 +19,7 @@ import torch
 
 from contextflix.data.synthetic import write_release
 from training.data import TensorBatches, batches
+from training.distributed import OwnRandomStream
 from training.hybrid import HybridDataModule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,34 @@ def test_evaluation_rows_are_split_without_repeats() -> None:
         for rank in range(2)
     ]
     assert sorted(torch.cat(shards).tolist()) == list(range(103))
+
+
+def _draws_after_setup(rank: int, world: int) -> torch.Tensor:
+    """What a process draws once a fit is set up, seeded as LightningCLI seeds every process."""
+    torch.manual_seed(0)
+    trainer = type("Trainer", (), {"global_rank": rank, "world_size": world})()
+    OwnRandomStream().setup(trainer, None, "fit")
+    return torch.rand(16)
+
+
+def test_each_process_of_a_distributed_fit_draws_its_own_random_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PL_GLOBAL_SEED", "0")
+    draws = [_draws_after_setup(rank, 2) for rank in range(2)]
+    assert not torch.equal(draws[0], draws[1])  # own dropout masks, own negatives
+    assert torch.equal(_draws_after_setup(1, 2), draws[1])  # still reproducible
+    torch.manual_seed(0)
+    seeded = torch.rand(16)
+    assert torch.equal(_draws_after_setup(0, 1), seeded)  # one process: its stream unchanged
+
+
+def test_every_fit_gives_its_processes_their_own_random_streams(monkeypatch) -> None:
+    import training.cli
+
+    monkeypatch.setattr(training.cli, "ContextFlixCLI", lambda **kwargs: kwargs)
+    defaults = training.cli.fit_cli(["fit"], run=False)["trainer_defaults"]
+    assert any(isinstance(c, OwnRandomStream) for c in defaults["callbacks"])
 
 
 def test_training_batches_are_dealt_out_equally() -> None:
@@ -145,3 +174,29 @@ def test_two_process_fit_validates_each_user_once(step: str, ddp_fits) -> None:
     # the 2-process validation of the last epoch saw every user once: the same figure as
     # one process validating the same weights
     assert _last(root / step / "ddp", metric) == pytest.approx(_last(single, metric), abs=1e-6)
+
+
+def test_two_processes_take_the_steps_of_one_process_with_the_whole_batch(ddp_fits) -> None:
+    """Without dropout, 2 processes with half the batch each train the weights one process
+    with the whole batch trains (float rounding aside), although their halves hold different
+    numbers of positions: each process's mean loss counts as its share of the batch's mean."""
+    root, env, _ = ddp_fits
+    states = {}
+    for processes in (1, 2):
+        folder = root / "exact" / str(processes)
+        _run(
+            [
+                "fit", *_common("sequential", {}), "--trainer.max_epochs=1",
+                "--trainer.limit_train_batches=4", "--trainer.limit_val_batches=1",
+                "--model.init_args.dropout=0", "--model.init_args.context_dropout=0",
+                f"--trainer.devices={processes}", f"--data.init_args.batch_size={128 // processes}",
+                *(["--trainer.strategy=ddp"] if processes > 1 else []),
+                f"--trainer.logger.init_args.save_dir={folder}",
+                f"--trainer.callbacks.dirpath={folder}",
+            ],
+            env,
+        )  # fmt: skip
+        states[processes] = torch.load(folder / "best.ckpt", map_location="cpu")["state_dict"]
+    assert states[1].keys() == states[2].keys()
+    for name, weights in states[1].items():
+        assert torch.allclose(weights, states[2][name], atol=1e-5, rtol=0), name

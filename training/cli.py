@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from lightning.pytorch.cli import LightningCLI
 
+from training.distributed import OwnRandomStream
 from training.memory import ReleaseFreedMemory, keep_freed_memory
 from training.precision import fitting_precision
 
@@ -25,9 +26,10 @@ class ContextFlixCLI(LightningCLI):
 
 
 def fit_cli(args: list[str] | None = None, run: bool = True) -> ContextFlixCLI:
-    """The LightningCLI with ContextFlix defaults: fixed seed, any module and data module, and
-    freed tensor memory reused from step to step, its free pages released once an epoch
-    (training/memory.py; the callback comes after a config's own)."""
+    """The LightningCLI with ContextFlix defaults: fixed seed (each process of a distributed
+    fit then its own stream, training/distributed.py), any module and data module, and freed
+    tensor memory reused from step to step, its free pages released once an epoch
+    (training/memory.py; the callbacks come after a config's own)."""
     keep_freed_memory()
     return ContextFlixCLI(
         subclass_mode_model=True,
@@ -37,5 +39,8 @@ def fit_cli(args: list[str] | None = None, run: bool = True) -> ContextFlixCLI:
         run=run,
         save_config_kwargs={"overwrite": True},
         # the data modules shard for DDP themselves, without repeated rows (training.distributed)
-        trainer_defaults={"use_distributed_sampler": False, "callbacks": [ReleaseFreedMemory()]},
+        trainer_defaults={
+            "use_distributed_sampler": False,
+            "callbacks": [ReleaseFreedMemory(), OwnRandomStream()],
+        },
     )

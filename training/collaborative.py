@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from contextflix.evaluation.metrics import history_mask, target_ranks
 from contextflix.models.collaborative import MatrixFactorization
-from training.distributed import mean_over_processes
+from training.distributed import mean_over_processes, share_of_mean
 from training.losses import popularity_log_q, sample_negatives, sampled_cross_entropy
 from training.precision import in_float32
 
@@ -157,7 +157,7 @@ class CollaborativeModule(RankingEvaluation, L.LightningModule):
         n = len(batch["rating"])
         self.log("train_loss", loss, batch_size=n)
         self.log("train_mse", mse, batch_size=n, on_step=False, on_epoch=True)
-        return loss
+        return loss * share_of_mean(self, n)
 
     def _squared_error(self, batch: dict) -> torch.Tensor:
         low, high = self.rating_range

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from contextflix.models.content import ContentModel
 from training.collaborative import RankingEvaluation
+from training.distributed import share_of_mean
 from training.losses import popularity_log_q, sample_negatives, sampled_cross_entropy
 from training.precision import in_float32
 
@@ -222,9 +223,9 @@ class ContentModule(RankingEvaluation, L.LightningModule):
         return profile, enc, prior, rated
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch)
-        self.log("train_loss", loss, batch_size=len(batch["item"]), prog_bar=True)
-        return loss
+        loss, n = self.loss(batch), len(batch["item"])
+        self.log("train_loss", loss, batch_size=n, prog_bar=True)
+        return loss * share_of_mean(self, n)
 
     def scores(self, user: torch.Tensor, part: str) -> torch.Tensor:
         """[B, n_items] scores of known users with the profile of ``part`` ("train"/"test")."""

@@ -8,12 +8,18 @@ False, set by ``training.cli``) and shards instead:
   cut to the same count on every process (DDP needs equal steps; at most N-1 batches of an
   epoch are left out, different ones each epoch);
 - validation and test: every process takes every N-th row, nothing repeated, and metrics are
-  sums and counts reduced over processes once per epoch, so each user counts exactly once.
+  sums and counts reduced over processes once per epoch, so each user counts exactly once;
+- randomness: LightningCLI seeds every process alike, which gives them the same initial
+  weights, but also the same random stream, so each process would drop the same units of its
+  share of a step's batch and sample the same negatives as the others. ``OwnRandomStream``
+  (in every fit, training.cli) reseeds each process with seed + rank once the fit is set up.
 
 With one process all of it is the identity.
 """
 
 from __future__ import annotations
+
+import os
 
 import lightning as L
 import torch
@@ -37,3 +43,29 @@ def mean_over_processes(
         values = trainer.strategy.reduce(values.to(module.device), reduce_op="sum").cpu()
     total = max(float(values[-1]), 1.0)
     return {name: float(values[i]) / total for i, name in enumerate(names)}
+
+
+def share_of_mean(module: L.LightningModule, count: int) -> float:
+    """The factor that turns this process's mean loss over its ``count`` rows into its share of
+    the mean over every process's rows.
+
+    DDP averages the processes' gradients, which weighs a row of a process with few rows (a
+    step's batch of short histories) more than one of a process with many. Scaled by this, the
+    averaged gradient is the gradient of the mean over all the step's rows, as one process
+    with the whole batch would take it. 1.0 outside a distributed fit.
+    """
+    trainer = module._trainer
+    if trainer is None or trainer.world_size == 1:
+        return 1.0
+    counts = torch.tensor(float(count), dtype=torch.float64, device=module.device)
+    total = float(trainer.strategy.reduce(counts, reduce_op="sum"))
+    return count * trainer.world_size / max(total, 1.0)
+
+
+class OwnRandomStream(L.Callback):
+    """A distributed fit's processes draw dropout masks and negatives of their own (module
+    docstring); a one-process fit keeps its stream, and so its bits."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.world_size > 1:
+            torch.manual_seed(int(os.environ.get("PL_GLOBAL_SEED", "0")) + trainer.global_rank)

@@ -29,7 +29,7 @@ from contextflix.models.scoring import (
 from training.collaborative import CollaborativeModule
 from training.content import ContentModule
 from training.data import SequenceDataModule, TensorBatches, batches
-from training.distributed import mean_over_processes
+from training.distributed import mean_over_processes, share_of_mean
 from training.precision import in_float32
 from training.sequential import SequentialModule
 
@@ -163,7 +163,7 @@ class HybridModule(L.LightningModule):
         mixed, p = self._mix("val", batch["row"])
         loss = F.cross_entropy(mixed, p["items"])
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["row"]))
-        return loss
+        return loss * share_of_mean(self, len(batch["row"]))
 
     def _add_ranking(self, part: str, rows: torch.Tensor) -> None:
         """Sums over this process's users; reduced once per epoch, so each user counts once."""

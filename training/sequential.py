@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from contextflix.evaluation.metrics import history_mask, ranking_metrics, target_ranks
 from contextflix.models.sequential import UNKNOWN, SequentialRecommender
-from training.distributed import mean_over_processes
+from training.distributed import mean_over_processes, share_of_mean
 from training.losses import (
     gbce,
     popularity_log_q,
@@ -107,9 +107,10 @@ class SequentialModule(L.LightningModule):
         dev = self._drop_context(batch["device"][:, -self.model.max_len :])
         valid = (inputs > 0) & (targets > 0)
         hidden, _ = self.model.hidden(inputs, tod, dev)
+        count = int(valid.sum())
         loss = self.loss(hidden[valid], targets[valid] - 1)
-        self.log("train_loss", loss, prog_bar=True, batch_size=int(valid.sum()))
-        return loss
+        self.log("train_loss", loss, prog_bar=True, batch_size=count)
+        return loss * share_of_mean(self, count)
 
     def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Loss of ``targets`` (item_idx) given hidden states [N, D]: full, sampled, gBCE, SCE."""
