@@ -61,6 +61,16 @@ def test_the_training_cli_reuses_freed_memory(monkeypatch) -> None:
     assert calls == [1]
 
 
+def test_every_process_of_a_fit_keeps_freed_memory(monkeypatch) -> None:
+    """A process that ``ddp_spawn`` starts runs no CLI: the callback sets the heap up there."""
+    import training.memory
+
+    calls = []
+    monkeypatch.setattr(training.memory, "keep_freed_memory", lambda: calls.append(1))
+    training.memory.ReleaseFreedMemory().setup(None, None, "fit")
+    assert calls == [1]
+
+
 # Resident memory after freeing every other 32 MB tensor of 24 (holes in the middle of the
 # heap, which trimming its top cannot return), then after release_free_pages().
 HOLES = """
