@@ -74,6 +74,16 @@ def test_standardise_ignores_excluded_items() -> None:
     assert z[0, 3] == pytest.approx((100.0 - 2.0) / (2 / 3) ** 0.5, rel=1e-4)  # on their scale
 
 
+def test_standardise_excludes_the_same_items_of_every_source() -> None:
+    scores = torch.tensor([[[1.0, 2.0, 3.0, 100.0], [-5.0, 0.0, 5.0, -1e6]]])  # [B, source, item]
+    excluded = torch.tensor([[[False, False, False, True]]])  # [B, 1, item]: one mask for all
+    z = standardise(scores, excluded)
+    for source in range(2):
+        alone = standardise(scores[:, source], excluded[:, 0])
+        assert torch.equal(z[:, source], alone)
+        assert z[0, source, :3].sum().abs() < 1e-6  # centred on the kept items
+
+
 def test_context_popularity_marginals_and_lift() -> None:
     items = torch.tensor([0, 0, 0, 1, 1, 2])
     tod = torch.tensor([2, 2, 2, 0, 0, 0])
