@@ -28,7 +28,7 @@ def standardise(scores: torch.Tensor, excluded: torch.Tensor | None = None) -> t
     """
     if excluded is None:
         excluded = torch.zeros_like(scores, dtype=torch.bool)
-    kept = (~excluded).to(scores.dtype)  # multiplying by it: a masked_fill's sums, 5x faster
+    kept = (~excluded).to(scores.dtype)  # finite scores times it: masked_fill's sums, 3x faster
     n = kept.sum(-1, keepdim=True).clamp_min(1)
     mean = (scores * kept).sum(-1, keepdim=True) / n
     centred = scores - mean
