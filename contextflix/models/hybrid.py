@@ -26,9 +26,8 @@ def standardise(scores: torch.Tensor, excluded: torch.Tensor | None = None) -> t
     Excluded items (seen, outside the catalogue) get the z-score of their own value on that
     scale, so a caller that shows seen items ranks them on the same footing.
     """
-    if excluded is None:
-        excluded = torch.zeros_like(scores, dtype=torch.bool)
-    kept = (~excluded).to(scores.dtype)  # finite scores times it: masked_fill's sums, 3x faster
+    # finite scores times this mask: masked_fill's sums, 3x faster
+    kept = torch.ones_like(scores) if excluded is None else (~excluded).to(scores.dtype)
     n = kept.sum(-1, keepdim=True).clamp_min(1)
     mean = (scores * kept).sum(-1, keepdim=True) / n
     centred = scores - mean
