@@ -185,6 +185,8 @@ def run_stage(stage: str, dataset: str, device: str, steps: int) -> dict:
     env = {**os.environ, "PYTHONPATH": path}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode < 0:  # a signal: the kernel's OOM killer, most often
+        return {"error": f"killed by signal {-done.returncode}"}
     if done.returncode or not lines:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:80]}
     return json.loads(lines[-1])
