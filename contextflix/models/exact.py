@@ -5,29 +5,39 @@ computed alone and in a batch of 100 could differ in the last bits, enough to sw
 near-equal items, and what is served would no longer be exactly what was evaluated
 (models/scoring.py). Two ways out, each where it is cheaper:
 
-- ``at_least_rows``: pad the input of a product to MIN_ROWS rows; from 4 rows on, every row
+- ``at_least_rows``: pad the input of a product to MIN_ROWS rows; from there on, every row
   gets the same bits wherever it sits (small products: the Transformer's layers, the gate).
 - ``row_by_row``: one matrix-vector product per row, for the products with the whole
-  catalogue. A lone request then reads the item table once instead of padding to four rows:
+  catalogue. A lone request then reads the item table once instead of padding to MIN_ROWS:
   at 59,047 movies 0.5 ms against 3.4 ms, and each of a request's catalogue products is one.
-- ``in_fours``: the catalogue table times exactly MIN_ROWS vectors, for rows that always come
+- ``in_fours``: exactly four vectors times the catalogue table, for rows that always come
   together (a request's occlusion variants): one read of the table for four rows, each row's
-  bits independent of the others and of its place (tests/test_exact.py).
+  bits independent of the others and of its place (tests/test_exact.py). It takes the table
+  transposed ([D, N], contiguous): four rows then cost what one matrix-vector product does
+  (59,047 x 64: 0.63 ms against 1.23 ms in the [N, D] layout, whose [N, 4] result must also
+  be transposed for the per-row softmax that follows).
 """
 
 from __future__ import annotations
 
 import torch
 
-MIN_ROWS = 4
-"""Rows below which CPU matrix kernels take another summation order (1 to 3 rows give other
-last bits than 4 or more, on one thread): what makes a score depend on its batch."""
+MIN_ROWS = 16
+"""Rows below which CPU matrix kernels take another summation order: what makes a score
+depend on its batch. MKL on one thread has three regimes per input width K: one row, a few
+rows, and from a threshold on one summation order for any number of rows (checked up to
+4,096). The threshold grows with K and stops at 16: on an Intel Xeon with AVX-512, 3 rows at
+K = 64, 6 at 128, 11 at 256, 16 at 512 and 1,024; on an AMD EPYC with AVX2, 4 at every width
+used. tests/test_exact.py checks it on the machine it runs on."""
+
+FOUR = 4
+"""Rows of each ``in_fours`` product: a request and its (at most three) occlusion variants."""
 
 
-def at_least_rows(values: torch.Tensor) -> torch.Tensor:
-    """``values`` with zero rows appended up to MIN_ROWS: a matrix product of them then has
+def at_least_rows(values: torch.Tensor, rows: int = MIN_ROWS) -> torch.Tensor:
+    """``values`` with zero rows appended up to ``rows``: a matrix product of them then has
     the same bits for each row however few requests share it."""
-    missing = MIN_ROWS - len(values)
+    missing = rows - len(values)
     if missing <= 0:
         return values
     return torch.cat([values, values.new_zeros((missing, *values.shape[1:]))])
@@ -41,9 +51,10 @@ def row_by_row(vectors: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.mv(table, row.clone()) for row in vectors])
 
 
-def in_fours(vectors: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """[B, N] scores ``vectors`` [B, D] @ ``table`` [N, D].T, as products of the table with
-    exactly MIN_ROWS vectors (the last zero-padded)."""
-    out = [table @ at_least_rows(vectors[start : start + MIN_ROWS]).T
-           for start in range(0, len(vectors), MIN_ROWS)]  # fmt: skip
-    return torch.cat(out, 1).T[: len(vectors)] if out else vectors.new_zeros((0, len(table)))
+def in_fours(vectors: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """[B, N] scores ``vectors`` [B, D] @ ``columns`` [D, N] (a catalogue table transposed,
+    contiguous), as products of exactly FOUR vectors (the last zero-padded) with it: one
+    shape, so a row's bits depend on its place only, which they do not (tests/test_exact.py)."""
+    out = [at_least_rows(vectors[start : start + FOUR], FOUR) @ columns
+           for start in range(0, len(vectors), FOUR)]  # fmt: skip
+    return torch.cat(out)[: len(vectors)] if out else vectors.new_zeros((0, columns.shape[1]))
