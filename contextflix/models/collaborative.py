@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from contextflix.models.exact import row_by_row
+from contextflix.models.exact import columns_of, in_fours
 
 
 class MatrixFactorization(nn.Module):
@@ -70,17 +70,22 @@ class MatrixFactorization(nn.Module):
         """
         return self.score_vectors(self.user_bias(user).squeeze(-1), self.user_factors(user))
 
-    def score_vectors(self, bias: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+    def score_vectors(
+        self, bias: torch.Tensor, vector: torch.Tensor, columns: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Scores of every item for users given by (bias [B] or scalar, vector [B, F] or [F]).
 
         The entry point for visitors folded in with :meth:`fold_in` (no user index).
+        ``columns``: the item factors as ``columns_of`` lays them out, where a caller keeps
+        them (a copy of the table otherwise).
         """
         vector = torch.as_tensor(vector, dtype=self.item_factors.weight.dtype)
         bias = torch.as_tensor(bias, dtype=vector.dtype)
         single = vector.ndim == 1
         vector = vector.reshape(-1, self.n_factors)
         bias = bias.reshape(-1, 1)
-        products = row_by_row(vector, self.item_factors.weight)  # exact.py: batch-free bits
+        columns = columns_of(self.item_factors.weight) if columns is None else columns
+        products = in_fours(vector, columns)  # exact.py: batch-free bits
         scores = self.global_mean + bias + self.item_bias.weight.T + products
         return scores[0] if single else scores
 

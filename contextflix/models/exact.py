@@ -7,15 +7,12 @@ near-equal items, and what is served would no longer be exactly what was evaluat
 
 - ``at_least_rows``: pad the input of a product to MIN_ROWS rows; from there on, every row
   gets the same bits wherever it sits (small products: the Transformer's layers, the gate).
-- ``row_by_row``: one matrix-vector product per row, for the products with the whole
-  catalogue. A lone request then reads the item table once instead of padding to MIN_ROWS:
-  at 59,047 movies 0.5 ms against 3.4 ms, and each of a request's catalogue products is one.
-- ``in_fours``: exactly four vectors times the catalogue table, for rows that always come
-  together (a request's occlusion variants): one read of the table for four rows, each row's
-  bits independent of the others and of its place (tests/test_exact.py). It takes the table
-  transposed ([D, N], contiguous): four rows then cost what one matrix-vector product does
-  (59,047 x 64: 0.63 ms against 1.23 ms in the [N, D] layout, whose [N, 4] result must also
-  be transposed for the per-row softmax that follows).
+- ``in_fours``: the products with the whole catalogue, in products of exactly four rows
+  (the last zero-padded). One shape, so a row's bits depend only on its place among the four,
+  which they do not (tests/test_exact.py). It takes the table transposed ([D, N],
+  contiguous), where four rows cost what one matrix-vector product does (59,047 x 64: 0.63 ms,
+  against 1.23 ms for four rows in the [N, D] layout and 0.62 ms for one row): a lone request
+  pays nothing for its padding, and an evaluation reads the table once per four users.
 """
 
 from __future__ import annotations
@@ -34,6 +31,11 @@ FOUR = 4
 """Rows of each ``in_fours`` product: a request and its (at most three) occlusion variants."""
 
 
+def columns_of(table: torch.Tensor) -> torch.Tensor:
+    """The [D, N] layout ``in_fours`` reads, of a [N, D] catalogue table (a fresh copy)."""
+    return table.detach().T.contiguous()
+
+
 def at_least_rows(values: torch.Tensor, rows: int = MIN_ROWS) -> torch.Tensor:
     """``values`` with zero rows appended up to ``rows``: a matrix product of them then has
     the same bits for each row however few requests share it."""
@@ -43,18 +45,10 @@ def at_least_rows(values: torch.Tensor, rows: int = MIN_ROWS) -> torch.Tensor:
     return torch.cat([values, values.new_zeros((missing, *values.shape[1:]))])
 
 
-def row_by_row(vectors: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """[B, N] scores ``vectors`` [B, D] @ ``table`` [N, D].T, one matrix-vector product per
-    row, each on a fresh copy of its row (the same memory alignment wherever it sat)."""
-    if not len(vectors):
-        return vectors.new_zeros((0, len(table)))
-    return torch.stack([torch.mv(table, row.clone()) for row in vectors])
-
-
 def in_fours(vectors: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
     """[B, N] scores ``vectors`` [B, D] @ ``columns`` [D, N] (a catalogue table transposed,
-    contiguous), as products of exactly FOUR vectors (the last zero-padded) with it: one
-    shape, so a row's bits depend on its place only, which they do not (tests/test_exact.py)."""
-    out = [at_least_rows(vectors[start : start + FOUR], FOUR) @ columns
+    contiguous, ``columns_of``), as products of exactly FOUR vectors (the last zero-padded)
+    with it, each on a fresh copy of its rows (the same memory alignment wherever they sat)."""
+    out = [at_least_rows(vectors[start : start + FOUR].clone(), FOUR) @ columns
            for start in range(0, len(vectors), FOUR)]  # fmt: skip
     return torch.cat(out)[: len(vectors)] if out else vectors.new_zeros((0, columns.shape[1]))

@@ -16,8 +16,8 @@ Two details make "the same ranking" exact rather than nearly so:
   to swap two near-equal items between a user scored alone and in a batch. The Scorer
   therefore scores on one intra-op thread, in passes of up to ``MAX_ROWS`` requests grouped
   by the sequence length their own history needs; the small products get at least MIN_ROWS
-  rows (``at_least_rows``) and the products with the whole catalogue are made row by row
-  (``row_by_row``; models/exact.py says why each). Seen exception: a product with fewer than
+  rows (``at_least_rows``) and the products with the whole catalogue are made four rows at a
+  time (``in_fours``; models/exact.py says why each). Seen exception: a product with fewer than
   16 outputs and an input width not a multiple of 4 depends on the row's place, so a hybrid
   gate narrower than 16 (``hidden``; the configs use 16) is exact only nearly. Everything
   else is row by row (elementwise, per-row reductions): a request's scores do not depend on
@@ -42,7 +42,7 @@ from torch.nn import functional as F
 
 from contextflix.models.collaborative import MatrixFactorization
 from contextflix.models.content import ContentModel
-from contextflix.models.exact import MIN_ROWS, at_least_rows, row_by_row
+from contextflix.models.exact import MIN_ROWS, at_least_rows, columns_of, in_fours
 from contextflix.models.hybrid import ContextHybrid, standardise
 from contextflix.models.popularity import UNKNOWN, ContextPopularity
 from contextflix.models.requests import Requests, Targets, protocol_s_targets
@@ -60,10 +60,11 @@ __all__ = [
     "Scorer",
     "Targets",
     "at_least_rows",
+    "columns_of",
     "fit_popularity",
+    "in_fours",
     "one_thread",
     "protocol_s_targets",
-    "row_by_row",
     "scoring_pass",
     "sequential_length",
     "sequential_state",
@@ -152,9 +153,15 @@ class Scorer:
                 self.n_items, dtype=torch.float64
             )
             self._tie_rank /= self.n_items
+            self.columns: dict[str, torch.Tensor] = {}  # catalogue tables as in_fours reads them
+            if models.collaborative is not None:
+                self.columns["collaborative"] = columns_of(models.collaborative.item_factors.weight)
+            if models.sequential is not None:
+                self.columns["sequential"] = columns_of(models.sequential.item_table)
             content = models.content
             if content is not None:
                 self.encodings = content.encode_items()
+                self.columns["content"] = columns_of(self.encodings)
                 self._content_prior = content.item_prior(content.features)
                 self._content_scale = content.log_scale.exp()
 
@@ -329,14 +336,16 @@ class Scorer:
             )
         if "collaborative" in sources and models.collaborative is not None:
             bias, done.user_vectors = self._user_vectors(requests)
-            done.raw["collaborative"] = models.collaborative.score_vectors(bias, done.user_vectors)
+            done.raw["collaborative"] = models.collaborative.score_vectors(
+                bias, done.user_vectors, self.columns["collaborative"]
+            )
         if "content" in sources and models.content is not None:
             done.profiles = self._profiles(requests)
-            cosine = row_by_row(done.profiles, self.encodings)
+            cosine = in_fours(done.profiles, self.columns["content"])
             done.raw["content"] = self._content_scale * cosine + self._content_prior
         if "sequential" in sources and models.sequential is not None:
             state, attention = sequential_state(models.sequential, requests, length, True)
-            done.raw["sequential"] = models.sequential.scores_of(state)
+            done.raw["sequential"] = models.sequential.scores_of(state, self.columns["sequential"])
             done.state = state
             done.attention = F.pad(attention, (models.sequential.max_len - attention.shape[1], 0))
         return done

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
-from contextflix.models.exact import MIN_ROWS, row_by_row
+from contextflix.models.exact import MIN_ROWS, columns_of, in_fours
 
 N_TIMES_OF_DAY = len(TIMES_OF_DAY)
 N_DEVICES = len(DEVICES)
@@ -206,10 +206,11 @@ class SequentialRecommender(nn.Module):
         h, attention = self.hidden(items, time_of_day, device, queries, return_attention)
         return h[:, -1], attention
 
-    def scores_of(self, last: torch.Tensor) -> torch.Tensor:
-        """Scores [B, n_items] of the catalogue from last hidden states [B, D], row by row:
-        a row's bits do not depend on its batch (models/exact.py)."""
-        return row_by_row(last, self.item_table)
+    def scores_of(self, last: torch.Tensor, columns: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores [B, n_items] of the catalogue from last hidden states [B, D], four rows a
+        product: a row's bits do not depend on its batch (models/exact.py). ``columns``: the
+        item table as ``columns_of`` lays it out, where a caller keeps it (a copy otherwise)."""
+        return in_fours(last, columns_of(self.item_table) if columns is None else columns)
 
     def score_last(
         self,

@@ -23,7 +23,14 @@ import torch
 from torch.nn import functional as F
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY, UNKNOWN
-from contextflix.models.scoring import Requests, Scored, Scorer, row_by_row, scoring_pass
+from contextflix.models.scoring import (
+    Requests,
+    Scored,
+    Scorer,
+    columns_of,
+    in_fours,
+    scoring_pass,
+)
 from contextflix.service.reasons import (
     N_NEIGHBOURS,
     NEIGHBOUR_POOL,
@@ -129,7 +136,7 @@ class Explainer:
             self._pool_position[self.pool] = np.arange(len(self.pool))
             with torch.inference_mode():
                 weights = mf.user_factors.weight[torch.from_numpy(self.pool)]
-                self.user_unit = F.normalize(weights, dim=1)
+                self.user_columns = columns_of(F.normalize(weights, dim=1))
         if content is not None:
             self._prepare_content(content)
         with torch.inference_mode():  # [time of day, device, item] context lift, every cell
@@ -228,7 +235,7 @@ class Explainer:
         own = np.array([int(r.user[0]) for r in requests])
         index = torch.as_tensor(list(rows), dtype=torch.long)
         vectors = F.normalize(scored.user_vectors[index], dim=1)
-        sims = row_by_row(vectors, self.user_unit)  # the same bits in any batch
+        sims = in_fours(vectors, self.user_columns)  # the same bits in any batch
         position = np.where(own >= 0, self._pool_position[own.clip(min=0)], -1)
         inside = np.flatnonzero(position >= 0)
         sims[inside, position[inside]] = float("-inf")  # never one's own neighbour

@@ -80,12 +80,9 @@ class Recommender:
             self.models, bundle.hybrid, bundle.hybrid_no_context, candidates=self.catalog.rated
         )
         self.explainer = Explainer(self.scorer, self.catalog)
-        mf, sequential = self.models.collaborative, self.models.sequential
+        mf = self.models.collaborative
         with torch.inference_mode():
             self._item_unit = F.normalize(mf.item_factors.weight, dim=1) if mf else None
-            self._sequential_columns = (
-                sequential.item_table.T.contiguous() if sequential is not None else None
-            )  # the layout in_fours reads fastest (models/exact.py)
         self._cache: OrderedDict[_Query, str] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -334,10 +331,10 @@ class Recommender:
 
         Two passes for the whole chunk: the requests (whose attention picks each one's
         variants), then every variant's state, read as its model reads it (no context for
-        hybrid_no_context) at its request's width. A request's own state and its variants'
-        are then scored against the catalogue together (``in_fours``: one read of the item
-        table for up to three variants), so the drops compare scores of one product. Both
-        passes are Scorer passes, so a request's reasons are the same alone or in a batch.
+        hybrid_no_context) at its request's width. The variants are scored against the
+        catalogue in one ``in_fours`` product, where each row has the bits it has alone, as the
+        request's own sequential scores do. Both passes are Scorer passes, so a request's
+        reasons are the same alone or in a batch.
         """
         batch = Requests.concat(requests)
         scored = self.scorer.score(batch, model)
@@ -346,14 +343,10 @@ class Recommender:
         if not any(removed):
             return scored, [None] * len(requests)
         states = self.scorer.sequential_states(variants, lengths)
-        found = []
-        for row, (span, items) in enumerate(zip(spans, removed, strict=True)):
-            if not items:
-                found.append(None)
-                continue
-            rows = torch.cat([scored.state[row : row + 1], states[span]])
-            scores = in_fours(rows, self._sequential_columns)
-            found.append((scores[0], scores[1:], items))
+        variant_scores = in_fours(states, self.scorer.columns["sequential"])
+        own = scored.raw["sequential"]
+        found = [(own[row], variant_scores[span], items) if items else None
+                 for row, (span, items) in enumerate(zip(spans, removed, strict=True))]  # fmt: skip
         return scored, found
 
     def _allowed(self, queries: list[_Query], requests: list[Requests]) -> torch.Tensor:
