@@ -121,7 +121,7 @@ class Explainer:
 
     :meth:`explain` answers a whole chunk of requests at once: the neighbours of every request
     at once, the content occlusion deltas of every (request, item) pair in one pass.
-    Content sums run in float64 and the neighbour search row by row (models/exact.py),
+    Content sums run in float64 and the neighbour search four rows a product (models/exact.py),
     on one thread, so a reason is the same whether its request came alone or in a batch.
     """
 
