@@ -5,11 +5,12 @@ Transformer's layers. On a CPU with bf16 instructions (AVX512-BF16 or AMX) autoc
 in bf16 at twice the speed or more (`bench/scale.py --stage sequential --datasets
 ml-latest-small --steps 6 --train-arg=--trainer.precision=bf16-mixed`: 1.92 -> 1.18 s a step,
 2 cores' AMD EPYC); on one without, each product is converted and emulated, slower than
-float32. The flags are a guide, not a guarantee: an Intel Xeon with AVX512-BF16 but no AMX took
-2.1-2.9 s a step in bf16 against 1.5 s in float32 (configs/sequential.yaml says what to pass). So a config asks for ``bf16-mixed`` and a CPU fit that cannot run it natively trains
-in ``32-true``, saying so. GPUs are left to Lightning, which checks bf16 support itself.
-Weights stay float32 either way (autocast keeps float32 master weights), and every score a
-model is evaluated or served with is computed in float32.
+float32. So a config asks for ``bf16-mixed`` and a CPU fit that cannot run it natively trains
+in ``32-true``, saying so. The flags are a guide, not a guarantee: an Intel Xeon with
+AVX512-BF16 but no AMX took 2.1-2.9 s a step in bf16 against 1.5 s in float32
+(configs/sequential.yaml says what to pass there). GPUs are left to Lightning, which checks
+bf16 support itself. Weights stay float32 either way (autocast keeps float32 master weights),
+and every score a model is evaluated or served with is computed in float32.
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ K = 64, 6 at 128, 11 at 256, 16 at 512 and 1,024; on an AMD EPYC with AVX2, 4 at
 used. tests/test_exact.py checks it on the machine it runs on."""
 
 FOUR = 4
-"""Rows of each ``in_fours`` product: a request and its (at most three) occlusion variants."""
+"""Rows of each ``in_fours`` product: up to four rows cost one read of the table (a request and
+its three occlusion variants, or four users of an evaluation)."""
 
 
 def columns_of(table: torch.Tensor) -> torch.Tensor:
