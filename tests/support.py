@@ -94,7 +94,9 @@ def build_demo_bundle(path: str | Path, dataset: str = "ml-latest-small") -> Pat
         popularity=popularity,
         collaborative=_random(MatrixFactorization(data.n_users, data.n_items, 8, global_mean), 1),
         content=_random(ContentModel.from_movies(data.movies, n_tags=0, dim=8, hidden=16), 2),
-        sequential=_random(SequentialRecommender(data.n_items, dim=8, heads=2, layers=1), 3),
+        sequential=_random(
+            SequentialRecommender(data.n_items, dim=8, heads=2, layers=1, item_bias=True), 3
+        ),
     )
     bundle = Bundle(
         config={"name": f"contextflix-demo-{dataset}", "dataset": dataset},

@@ -204,3 +204,38 @@ def test_gbce_weighs_the_positive_by_beta_and_leaves_out_the_target_as_negative(
     assert torch.allclose(gbce(positive, moved, targets, negatives, N_ITEMS, t=1.0), loss)
     with pytest.raises(ValueError, match="t must be"):
         gbce(positive, negative, targets, negatives, N_ITEMS, t=1.5)
+
+
+def test_item_bias_is_in_every_score_and_starts_at_centred_log_popularity():
+    """The bias is part of the training logits and of what is served, and a fit starts it at
+    each movie's centred log training count, so the model first ranks by popularity."""
+    import numpy as np
+    import pandas as pd
+
+    from training.sequential import SequentialModule
+
+    module = SequentialModule(n_items=N_ITEMS, dim=16, heads=2, layers=1, max_len=LENGTH,
+                              item_bias=True)  # fmt: skip
+    train_items = np.array([0, 0, 0, 5, 5, 7])
+    data = type("Data", (), {
+        "ratings": pd.DataFrame({"item_idx": np.r_[train_items, 9]}),
+        "s": type("Splits", (), {"train": np.arange(len(train_items))})(),
+    })()  # fmt: skip
+    module._trainer = type("Trainer", (), {"datamodule": type("DM", (), {"data": data})()})()
+    module.setup("fit")
+    bias = module.model.item_bias.detach()
+    counts = np.bincount(train_items, minlength=N_ITEMS) + 1.0
+    expected = torch.as_tensor(np.log(counts) - np.log(counts).mean(), dtype=torch.float32)
+    torch.testing.assert_close(bias, expected)
+    assert bias.argmax() == 0 and bias[9] == bias[1]  # the unseen test item counts for nothing
+
+    model = module.model.eval()
+    items, tod, device, _ = chains(5, context_dependent=True)
+    with torch.no_grad():
+        hidden, _ = model.hidden(items, tod, device)
+        torch.testing.assert_close(model(items, tod, device), hidden @ model.item_table.T + bias)
+        last, _ = model.last_hidden(items, tod, device)
+        served = model.scores_of(last)
+    torch.testing.assert_close(served, last @ model.item_table.T + bias, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="item_bias"):
+        SequentialModule(n_items=N_ITEMS, loss="sce", item_bias=True)

@@ -62,6 +62,7 @@ class SequentialModule(L.LightningModule):
         bucket_items: int = 256,
         schedule: str = "constant",
         warmup_fraction: float = 0.1,
+        item_bias: bool = False,
     ) -> None:
         super().__init__()
         if schedule not in ("onecycle", "constant"):
@@ -74,20 +75,29 @@ class SequentialModule(L.LightningModule):
             raise ValueError("loss 'sce' needs buckets >= 0 and bucket_items >= 1")
         if loss == "gbce" and not negatives:
             raise ValueError("loss 'gbce' needs negatives > 0")
+        if loss == "sce" and item_bias:
+            raise ValueError("loss 'sce' buckets the item embeddings only: use item_bias: false")
         self.save_hyperparameters()
-        self.model = SequentialRecommender(n_items, dim, heads, layers, max_len, dropout)
+        self.model = SequentialRecommender(n_items, dim, heads, layers, max_len, dropout, item_bias)
         self._ranks: list[torch.Tensor] = []
         self._eval: dict[str, object] = {}
         self._epoch_start = 0.0
         self._log_q: torch.Tensor | None = None
 
     def setup(self, stage: str) -> None:
-        """Proposal of the sampled softmax's negatives: training popularity."""
+        """From training popularity: the item biases' start (centred log counts) and the
+        proposal of the sampled softmax's negatives."""
         datamodule = self.trainer.datamodule if self._trainer is not None else None
-        if stage != "fit" or datamodule is None or not self.hparams.negatives:
+        if stage != "fit" or datamodule is None:
             return
         data = datamodule.data
         items = data.ratings["item_idx"].to_numpy()[data.s.train]
+        if self.model.item_bias is not None:
+            log_q = popularity_log_q(items, self.model.n_items)
+            with torch.no_grad():
+                self.model.item_bias.copy_(log_q - log_q.mean())
+        if not self.hparams.negatives:
+            return
         power = 0.0 if self.hparams.loss == "gbce" else self.hparams.sample_power  # gBCE: uniform
         self._log_q = popularity_log_q(items, self.model.n_items, power)
 
@@ -125,6 +135,9 @@ class SequentialModule(L.LightningModule):
         negatives = sample_negatives(log_q, self.hparams.negatives)
         positive = (hidden * table[targets]).sum(-1)
         negative = hidden @ table[negatives].T
+        bias = self.model.item_bias
+        if bias is not None:
+            positive, negative = positive + bias[targets], negative + bias[negatives]
         if self.hparams.loss == "gbce":
             return gbce(
                 positive, negative, targets, negatives, self.model.n_items, self.hparams.gbce_t

@@ -4,7 +4,11 @@ A plain ``torch.nn.Module`` (no Lightning), small enough to read in one go:
 
     input x_t = item_emb[items_t] + pos_emb[t] + tod_emb[time_of_day_t] + dev_emb[device_t]
     h = LayerNorm(Blocks(dropout(x)))        # pre-LN blocks, causal self-attention
-    logits_t = h_t @ item_emb[1:].T          # tied output over the whole catalogue
+    logits_t = h_t @ item_emb[1:].T (+ b)    # tied output over the whole catalogue
+
+With ``item_bias`` each movie also has an output bias b, which training starts at its log
+training popularity (training/sequential.py): the model then ranks by popularity from the
+first step, and its embeddings learn what popularity does not explain.
 
 Conventions (those of ``training.data.SequenceDataModule``):
 
@@ -109,6 +113,7 @@ class SequentialRecommender(nn.Module):
         layers: int = 2,
         max_len: int = 50,
         dropout: float = 0.2,
+        item_bias: bool = False,
     ) -> None:
         super().__init__()
         if n_items < 1 or max_len < 1 or layers < 1:
@@ -120,6 +125,7 @@ class SequentialRecommender(nn.Module):
             "layers": layers,
             "max_len": max_len,
             "dropout": dropout,
+            "item_bias": item_bias,
         }
         self.n_items, self.max_len = n_items, max_len
         self.item_emb = nn.Embedding(n_items + 1, dim, padding_idx=0)
@@ -129,6 +135,7 @@ class SequentialRecommender(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(layers))
         self.ln_f = nn.LayerNorm(dim)
+        self.item_bias = nn.Parameter(torch.zeros(n_items)) if item_bias else None
         self.apply(self._init)
 
     @staticmethod
@@ -171,7 +178,8 @@ class SequentialRecommender(nn.Module):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores of every catalogue item (item_idx order, no padding column) for [..., D]."""
-        return hidden @ self.item_table.T
+        logits = hidden @ self.item_table.T
+        return logits if self.item_bias is None else logits + self.item_bias
 
     def forward(
         self, items: torch.Tensor, time_of_day: torch.Tensor, device: torch.Tensor
@@ -210,7 +218,8 @@ class SequentialRecommender(nn.Module):
         """Scores [B, n_items] of the catalogue from last hidden states [B, D], four rows a
         product: a row's bits do not depend on its batch (models/exact.py). ``columns``: the
         item table as ``columns_of`` lays it out, where a caller keeps it (a copy otherwise)."""
-        return in_fours(last, columns_of(self.item_table) if columns is None else columns)
+        scores = in_fours(last, columns_of(self.item_table) if columns is None else columns)
+        return scores if self.item_bias is None else scores + self.item_bias
 
     def score_last(
         self,

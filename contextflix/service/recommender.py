@@ -27,7 +27,6 @@ import torch
 from torch.nn import functional as F
 
 from contextflix.data.context import DEVICES, TIMES_OF_DAY
-from contextflix.models.exact import in_fours
 from contextflix.models.popularity import UNKNOWN
 from contextflix.models.scoring import MODELS, SOURCES, Requests, Scored, Scorer, scoring_pass
 from contextflix.service.catalog import Catalog
@@ -332,8 +331,8 @@ class Recommender:
         Two passes for the whole chunk: the requests (whose attention picks each one's
         variants), then every variant's state, read as its model reads it (no context for
         hybrid_no_context) at its request's width. The variants are scored against the
-        catalogue in one ``in_fours`` product, where each row has the bits it has alone, as the
-        request's own sequential scores do. Both passes are Scorer passes, so a request's
+        catalogue in one ``scores_of`` (four rows a product: each row has the bits it has
+        alone, as the request's own sequential scores do). Both passes are Scorer passes, so a request's
         reasons are the same alone or in a batch.
         """
         batch = Requests.concat(requests)
@@ -343,7 +342,8 @@ class Recommender:
         if not any(removed):
             return scored, [None] * len(requests)
         states = self.scorer.sequential_states(variants, lengths)
-        variant_scores = in_fours(states, self.scorer.columns["sequential"])
+        columns = self.scorer.columns["sequential"]
+        variant_scores = self.models.sequential.scores_of(states, columns)
         own = scored.raw["sequential"]
         found = [(own[row], variant_scores[span], items) if items else None
                  for row, (span, items) in enumerate(zip(spans, removed, strict=True))]  # fmt: skip
