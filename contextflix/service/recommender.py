@@ -332,8 +332,8 @@ class Recommender:
         variants), then every variant's state, read as its model reads it (no context for
         hybrid_no_context) at its request's width. The variants are scored against the
         catalogue in one ``scores_of`` (four rows a product: each row has the bits it has
-        alone, as the request's own sequential scores do). Both passes are Scorer passes, so a request's
-        reasons are the same alone or in a batch.
+        alone, as the request's own sequential scores do). Both passes are Scorer passes, so
+        a request's reasons are the same alone or in a batch.
         """
         batch = Requests.concat(requests)
         scored = self.scorer.score(batch, model)
