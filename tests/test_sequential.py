@@ -239,3 +239,23 @@ def test_item_bias_is_in_every_score_and_starts_at_centred_log_popularity():
     torch.testing.assert_close(served, last @ model.item_table.T + bias, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="item_bias"):
         SequentialModule(n_items=N_ITEMS, loss="sce", item_bias=True)
+
+
+def test_attention_dropout_is_its_own_setting_and_defaults_to_dropout():
+    """In training, dropping attention weights is the only randomness when the other dropouts
+    are off; without the setting it follows ``dropout``, as models trained before it did."""
+    items, tod, device, _ = chains(4, context_dependent=False)
+
+    def two_passes(**dropouts) -> tuple[torch.Tensor, torch.Tensor]:
+        torch.manual_seed(0)
+        model = SequentialRecommender(N_ITEMS, dim=16, heads=2, layers=1, max_len=LENGTH,
+                                      **dropouts).train()  # fmt: skip
+        return model(items, tod, device), model(items, tod, device)
+
+    first, second = two_passes(dropout=0.0, attention_dropout=0.5)
+    assert not torch.equal(first, second)
+    first, second = two_passes(dropout=0.0)
+    assert torch.equal(first, second)
+    model = SequentialRecommender(N_ITEMS, dim=16, heads=2, layers=1, max_len=LENGTH, dropout=0.3)
+    assert model.config["attention_dropout"] == 0.3
+    assert SequentialRecommender(**model.config).config == model.config

@@ -63,6 +63,7 @@ class SequentialModule(L.LightningModule):
         schedule: str = "constant",
         warmup_fraction: float = 0.1,
         item_bias: bool = False,
+        attention_dropout: float | None = None,
     ) -> None:
         super().__init__()
         if schedule not in ("onecycle", "constant"):
@@ -78,7 +79,9 @@ class SequentialModule(L.LightningModule):
         if loss == "sce" and item_bias:
             raise ValueError("loss 'sce' buckets the item embeddings only: use item_bias: false")
         self.save_hyperparameters()
-        self.model = SequentialRecommender(n_items, dim, heads, layers, max_len, dropout, item_bias)
+        self.model = SequentialRecommender(
+            n_items, dim, heads, layers, max_len, dropout, item_bias, attention_dropout
+        )
         self._ranks: list[torch.Tensor] = []
         self._eval: dict[str, object] = {}
         self._epoch_start = 0.0

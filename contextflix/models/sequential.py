@@ -39,14 +39,14 @@ N_DEVICES = len(DEVICES)
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+    def __init__(self, dim: int, heads: int, dropout: float, attention_dropout: float) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.dropout = dropout
+        self.attention_dropout = attention_dropout
         self.resid_drop = nn.Dropout(dropout)
 
     def forward(
@@ -67,7 +67,7 @@ class SelfAttention(nn.Module):
         if queries is not None:
             q, allowed = q[:, -queries:], allowed[:, :, -queries:]
         q, k, v = (t.view(b, -1, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))
-        drop = self.dropout if self.training else 0.0
+        drop = self.attention_dropout if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=drop)
         out = out.transpose(1, 2).reshape(b, q.shape[2], d)
         attention = None
@@ -81,10 +81,10 @@ class SelfAttention(nn.Module):
 class Block(nn.Module):
     """Pre-LN Transformer block: x + attn(LN(x)), then x + MLP(LN(x))."""
 
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+    def __init__(self, dim: int, heads: int, dropout: float, attention_dropout: float) -> None:
         super().__init__()
         self.ln1 = nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, heads, dropout)
+        self.attn = SelfAttention(dim, heads, dropout, attention_dropout)
         self.ln2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(
             nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim), nn.Dropout(dropout)
@@ -114,8 +114,10 @@ class SequentialRecommender(nn.Module):
         max_len: int = 50,
         dropout: float = 0.2,
         item_bias: bool = False,
+        attention_dropout: float | None = None,
     ) -> None:
         super().__init__()
+        attention_dropout = dropout if attention_dropout is None else attention_dropout
         if n_items < 1 or max_len < 1 or layers < 1:
             raise ValueError("n_items, max_len and layers must be positive")
         self.config = {
@@ -126,6 +128,7 @@ class SequentialRecommender(nn.Module):
             "max_len": max_len,
             "dropout": dropout,
             "item_bias": item_bias,
+            "attention_dropout": attention_dropout,
         }
         self.n_items, self.max_len = n_items, max_len
         self.item_emb = nn.Embedding(n_items + 1, dim, padding_idx=0)
@@ -133,7 +136,9 @@ class SequentialRecommender(nn.Module):
         self.tod_emb = nn.Embedding(N_TIMES_OF_DAY + 1, dim)
         self.dev_emb = nn.Embedding(N_DEVICES + 1, dim)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(layers))
+        self.blocks = nn.ModuleList(
+            Block(dim, heads, dropout, attention_dropout) for _ in range(layers)
+        )
         self.ln_f = nn.LayerNorm(dim)
         self.item_bias = nn.Parameter(torch.zeros(n_items)) if item_bias else None
         self.apply(self._init)
