@@ -99,6 +99,8 @@ def test_pipeline_exports_an_evaluated_bundle_of_every_model(trained: Path) -> N
     assert set(bundle.metrics["protocols"]["S"]["models"]) == set(MODELS)
     assert bundle.config["training"]["profile"] == "quick"
     assert (trained / "reports" / "ab_test.json").is_file()
+    impact = json.loads((trained / "reports" / "context_impact.json").read_text())
+    assert impact["dataset"] == "ml-latest-small"  # written by a worker while the models train
 
 
 def test_pipeline_builds_the_context_its_context_config_describes(trained: Path) -> None:

@@ -51,6 +51,12 @@ def _fit(config: str, overrides: list[str], rating_test: bool = False) -> dict:
     return fit
 
 
+def _context_impact(dataset: str, context_config: str | None, reports: Path) -> None:
+    """The context-impact report, from the data alone: a worker writes it while models train."""
+    simulation = load_context_config(context_config)
+    context_impact(load_dataset(dataset, device_simulation=simulation), reports)
+
+
 class InProcess(Executor):
     """Runs each submitted call at once, in this process (``workers: 1``)."""
 
@@ -131,6 +137,9 @@ def pipeline(
     context_config = plan.get("context")  # every step builds the same context from this file
     context = [f"--data.init_args.context_config={context_config}"] if context_config else []
     data = load_dataset(dataset, device_simulation=load_context_config(context_config))
+    target = Path(output or f"artifacts/{dataset}")
+    reports = target.parent / f".{target.name}-reports"
+    shutil.rmtree(reports, ignore_errors=True)
     timings, checkpoints = {}, {}
     stages = (*BASE_STEPS, "hybrid", "hybrid_no_context", "evaluate and export")
     finished = 0
@@ -161,6 +170,7 @@ def pipeline(
             )
             for step in order
         }
+        impact = runner.submit(_context_impact, dataset, context_config, reports)
         for step in BASE_STEPS:
             fit = fits[step].result()
             timings[step], checkpoints[step] = fit["seconds"], fit["checkpoint"]
@@ -193,6 +203,7 @@ def pipeline(
                 fit["checkpoint"], map_location="cpu"
             ).model.eval()
             stage_done()
+        impact.result()
 
     base = load_base_models(
         data, checkpoints["collaborative_s"], checkpoints["content"], checkpoints["sequential"]
@@ -221,11 +232,7 @@ def pipeline(
         users=data.users,
         metrics=None,
     )
-    target = Path(output or f"artifacts/{dataset}")
-    reports = target.parent / f".{target.name}-reports"
-    shutil.rmtree(reports, ignore_errors=True)
     bundle.metrics = evaluate_bundle(bundle, data, reports, rating={"collaborative": rating_test})
-    context_impact(data, reports)
     export_bundle(bundle, target, reports_dir=reports)
     shutil.rmtree(reports, ignore_errors=True)
     print_table(bundle.metrics)
